@@ -1,0 +1,44 @@
+"""coldlab: an experiment manager for diffusion-model research.
+
+The public API that plugins may use is what this module exports.
+"""
+
+from coldlab.components import (
+    DataContext,
+    Dataset,
+    Degradation,
+    Network,
+    Prior,
+    SampleResult,
+    Sampler,
+    Schedule,
+    as_steps,
+    data_root,
+)
+from coldlab.errors import ColdlabError, PluginLoadWarning
+from coldlab.hookspecs import hookimpl
+from coldlab.params import NoParams, param
+from coldlab.plugins import build, get_registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ColdlabError",
+    "DataContext",
+    "Dataset",
+    "Degradation",
+    "Network",
+    "NoParams",
+    "PluginLoadWarning",
+    "Prior",
+    "SampleResult",
+    "Sampler",
+    "Schedule",
+    "__version__",
+    "as_steps",
+    "build",
+    "data_root",
+    "get_registry",
+    "hookimpl",
+    "param",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from coldlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,21 @@
+"""Base classes of every component kind: what a plugin subclasses."""
+
+from coldlab.components.dataset import DataContext, Dataset, data_root
+from coldlab.components.degradation import Degradation, as_steps
+from coldlab.components.network import Network
+from coldlab.components.prior import Prior
+from coldlab.components.sampler import SampleResult, Sampler
+from coldlab.components.schedule import Schedule
+
+__all__ = [
+    "DataContext",
+    "Dataset",
+    "Degradation",
+    "Network",
+    "Prior",
+    "SampleResult",
+    "Sampler",
+    "Schedule",
+    "as_steps",
+    "data_root",
+]

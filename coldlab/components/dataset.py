@@ -1,0 +1,55 @@
+"""Image datasets, held in memory as tensors scaled to the dataset's value range."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from coldlab.params import NoParams
+
+
+def data_root() -> Path:
+    """Where datasets live: ``$COLDLAB_DATA``, else ``$XDG_CACHE_HOME/coldlab/data`` (``~/.cache/coldlab/data``)."""
+    env = os.environ.get("COLDLAB_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "coldlab" / "data"
+
+
+class Dataset:
+    """A dataset of images with integer labels.
+
+    ``shape`` is (C, H, W); ``num_classes`` is 0 for unlabelled data; ``value_range``
+    is what :meth:`load` scales pixels to ((-0.5, 0.5) for MNIST-like data, (-1, 1) for
+    colour images). :meth:`load` returns ``(images, labels)`` for split ``"train"`` or
+    ``"test"``: float32 images of shape (N, C, H, W) and int64 labels of shape (N,).
+    """
+
+    Params: type = NoParams
+    shape: tuple[int, int, int] = (1, 28, 28)
+    num_classes: int = 0
+    value_range: tuple[float, float] = (-0.5, 0.5)
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def to_unit(self, images: torch.Tensor) -> torch.Tensor:
+        """Images mapped from ``value_range`` to [0, 1] (for saving and display)."""
+        lo, hi = self.value_range
+        return ((images - lo) / (hi - lo)).clamp(0, 1)
+
+
+@dataclasses.dataclass
+class DataContext:
+    """What a component may ask of the data when it is prepared: the image shape and a loader."""
+
+    shape: tuple[int, int, int]
+    load: Callable[[str, str], tuple[torch.Tensor, torch.Tensor]]

@@ -1,0 +1,84 @@
+"""Forward processes D(x, t) for t in 0..T, with D(x, 0) = x."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from coldlab.params import NoParams
+
+if TYPE_CHECKING:
+    from coldlab.components.dataset import DataContext
+    from coldlab.components.schedule import Schedule
+
+
+def as_steps(t: int | torch.Tensor, batch: int, device: torch.device | str) -> torch.Tensor:
+    """``t`` as a long tensor of shape ``(batch,)`` on ``device`` (an int is broadcast)."""
+    if isinstance(t, torch.Tensor):
+        t = t.to(device=device, dtype=torch.long).flatten()
+        if t.numel() == 1 and batch != 1:
+            t = t.expand(batch)
+        if t.numel() != batch:
+            raise ValueError(f"got {t.numel()} steps for a batch of {batch}")
+        return t
+    return torch.full((batch,), int(t), dtype=torch.long, device=device)
+
+
+class Degradation:
+    """A forward process.
+
+    - ``T``: the number of steps; training draws t ~ Uniform{1..T}.
+    - ``target``: what the network predicts, ``"eps"``, ``"x0"`` or ``"v"``.
+    - ``noise_kind``: ``"gaussian"`` when z_t mixes in N(0, I) noise, ``"images"`` when it
+      mixes in images of another dataset, ``None`` when D is deterministic in x.
+    - ``schedule``: the :class:`Schedule` it uses, if any.
+
+    Stochastic degradations take their randomness as an explicit ``noise`` tensor
+    (from :meth:`sample_noise`), so that samplers can re-apply D with the same noise.
+    """
+
+    Params: type = NoParams
+    target: str = "x0"
+    noise_kind: str | None = None
+    schedule: "Schedule | None" = None
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    @property
+    def T(self) -> int:
+        if self.schedule is None:
+            raise NotImplementedError("a degradation without a schedule must define T")
+        return self.schedule.T
+
+    def prepare(self, data: "DataContext") -> None:
+        """Load whatever the degradation needs from data (morph: its target images)."""
+
+    def sample_noise(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The randomness of one forward pass for the batch ``x`` (None if deterministic)."""
+        return None
+
+    def degrade(self, x: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """z_t = D(x, t) for a batch, t an int or one step per image."""
+        raise NotImplementedError
+
+    def estimate_noise(self, z: torch.Tensor, x0: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor | None:
+        """The noise that makes ``degrade(x0, t, noise) == z`` (None if deterministic)."""
+        return None
+
+    def x0_from_output(self, z: torch.Tensor, t: int | torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """The clean-image estimate from the network's output (its target)."""
+        return output
+
+    def training_target(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """What the network must output for z_t = D(x, t, noise)."""
+        return x
+
+    def training_batch(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One training example per image: (z_t, t, target) with t ~ Uniform{1..T}."""
+        t = torch.randint(1, self.T + 1, (x.shape[0],), device=x.device, generator=generator)
+        noise = self.sample_noise(x, generator)
+        return self.degrade(x, t, noise), t, self.training_target(x, t, noise)

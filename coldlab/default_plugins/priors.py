@@ -1,0 +1,161 @@
+"""Built-in start-point priors (SPEC.md section 3), except ``gmm`` (see gmm.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from coldlab import ColdlabError, Degradation, Prior, hookimpl, param
+
+
+def _randint(high: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randint(0, high, (n,), generator=generator, device=device).cpu()
+
+
+def _gen_device(generator: torch.Generator | None) -> torch.device:
+    return generator.device if generator is not None else torch.device("cpu")
+
+
+def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central size x size block, placed as zoom places it (top-left at ceil((H - size)/2))."""
+    H, W = images.shape[-2:]
+    top, left = (H - size + 1) // 2, (W - size + 1) // 2
+    return images[..., top : top + size, left : left + size]
+
+
+def upscale_nearest(block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Nearest-neighbour resize of (N, C, h, w) blocks to the image shape (C, H, W)."""
+    return F.interpolate(block, size=tuple(shape[-2:]), mode="nearest")
+
+
+class GaussianPrior(Prior):
+    """z_T ~ N(0, I) (DDPM, DDIM)."""
+
+    def sample(self, n, shape, *, generator=None, device="cpu"):
+        return torch.randn((n, *shape), generator=generator, device=_gen_device(generator)).to(device)
+
+
+class CentrePixelsPrior(Prior):
+    """Each central pixel drawn independently from the categorical histogram (``levels`` bins
+    over the data's range) of all training images' central pixels, then nearest-upscaled
+    (report 000, for zoom)."""
+
+    needs_fit = True
+
+    @dataclasses.dataclass
+    class Params:
+        size: int = param(4, "side of the central block")
+        levels: int = param(256, "number of intensity levels of the histogram")
+
+    def fit(self, train_images, degradation):
+        block = centre_crop(train_images, self.params.size)
+        lo, hi = float(train_images.min()), float(train_images.max())
+        span = hi - lo if hi > lo else 1.0
+        idx = ((block - lo) / span * (self.params.levels - 1)).round().long()
+        idx = idx.permute(1, 2, 3, 0).reshape(-1, block.shape[0])  # (C*size*size, N)
+        counts = torch.zeros(idx.shape[0], self.params.levels)
+        counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float32))
+        self.state = {"probs": counts / counts.sum(1, keepdim=True), "range": torch.tensor([lo, hi])}
+
+    def sample(self, n, shape, *, generator=None, device="cpu"):
+        probs, (lo, hi) = self.state["probs"], self.state["range"].tolist()
+        levels = torch.multinomial(probs.to(_gen_device(generator)), n, replacement=True, generator=generator).cpu()
+        values = lo + levels.float() / (self.params.levels - 1) * (hi - lo)
+        block = values.T.reshape(n, shape[0], self.params.size, self.params.size)
+        return upscale_nearest(block, shape).to(device)
+
+
+class CentrePatchesPrior(Prior):
+    """A real central block of a random training image, nearest-upscaled (keeps spatial correlation)."""
+
+    needs_fit = True
+
+    @dataclasses.dataclass
+    class Params:
+        size: int = param(4, "side of the central block")
+
+    def fit(self, train_images, degradation):
+        self.state = {"patches": centre_crop(train_images, self.params.size).clone()}
+
+    def sample(self, n, shape, *, generator=None, device="cpu"):
+        patches = self.state["patches"]
+        return upscale_nearest(patches[_randint(patches.shape[0], n, generator)], shape).to(device)
+
+
+class FlatGaussianPrior(Prior):
+    """A flat image whose intensity (per channel) ~ N(mu, sigma) fitted to the means of the fully
+    degraded training images, plus ``noise`` * N(0, I) for diversity (report 002; Bansal: 0.002)."""
+
+    needs_fit = True
+
+    @dataclasses.dataclass
+    class Params:
+        noise: float = param(0.002, "std of the per-pixel noise added to the flat image")
+        max_images: int = param(10000, "fit on at most this many training images")
+
+    def fit(self, train_images, degradation):
+        x = train_images[: self.params.max_images]
+        means = []
+        for batch in x.split(1024):
+            noise = degradation.sample_noise(batch)
+            means.append(degradation.degrade(batch, degradation.T, noise).mean(dim=(2, 3)))
+        m = torch.cat(means)
+        self.state = {"mu": m.mean(0), "sigma": m.std(0)}
+
+    def sample(self, n, shape, *, generator=None, device="cpu"):
+        g = _gen_device(generator)
+        mu, sigma = self.state["mu"].to(g), self.state["sigma"].to(g)
+        level = mu + sigma * torch.randn((n, shape[0]), generator=generator, device=g)
+        z = level[:, :, None, None].expand(n, *shape) + self.params.noise * torch.randn((n, *shape), generator=generator, device=g)
+        return z.to(device)
+
+
+class DatasetImagePrior(Prior):
+    """A random image of the morph-target dataset (report 004), optionally the mean of ``mix``
+    random images (interpolation) and plus ``noise`` * N(0, I). Like morph itself, without noise
+    it can only produce as many distinct start points as the target dataset has images."""
+
+    needs_fit = True
+
+    @dataclasses.dataclass
+    class Params:
+        noise: float = param(0.0, "lambda: std of Gaussian noise added (004 tried 0.001 to 0.5)")
+        mix: int = param(1, "average this many random target images (004 tried 5, 10, 20)")
+
+    def fit(self, train_images, degradation: Degradation):
+        targets = getattr(degradation, "targets", None)
+        if targets is None:
+            raise ColdlabError(
+                "prior 'dataset-image' needs a degradation with target images (morph)",
+                hint="use it with degradation 'morph', after the degradation is prepared",
+            )
+        if self.params.mix < 1:
+            raise ColdlabError("prior 'dataset-image' parameter 'mix' must be at least 1", where=("mix",))
+        self.state = {"images": targets}
+
+    def sample(self, n, shape, *, generator=None, device="cpu"):
+        images = self.state["images"]
+        idx = _randint(images.shape[0], n * self.params.mix, generator)
+        z = images[idx].reshape(n, self.params.mix, *images.shape[1:]).mean(1)
+        if self.params.noise:
+            g = _gen_device(generator)
+            z = z + self.params.noise * torch.randn(z.shape, generator=generator, device=g).cpu()
+        return z.to(device)
+
+    def fit_cached(self, train_images, degradation, cache_dir):
+        """Nothing to cache: the images belong to the target dataset, so fit (cheap) every time."""
+        self.fit(train_images, degradation)
+        return False
+
+
+@hookimpl
+def register_priors(register):
+    register("gaussian", GaussianPrior)
+    register("centre-pixels", CentrePixelsPrior)
+    register("centre-patches", CentrePatchesPrior)
+    register("flat-gaussian", FlatGaussianPrior)
+    register("dataset-image", DatasetImagePrior)

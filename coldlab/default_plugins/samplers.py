@@ -1,0 +1,134 @@
+"""Built-in samplers (SPEC.md section 5).
+
+Each moves z from step t to t_next < t with the network's output at t:
+
+- ``ddpm``: z <- (z - beta_t / sqrt(1 - ab_t) * eps) / sqrt(1 - beta_t) + sigma_t * noise (t > 1).
+- ``ddim``: z <- sqrt(ab_next) x0 + sqrt(1 - ab_next - sigma^2) eps + sigma * noise on S steps.
+- ``cold-naive``: z <- D(x0, t_next).
+- ``cold-improved``: z <- z - D(x0, t) + D(x0, t_next) (Bansal et al., Algorithm 2).
+- ``direct``: x0 = g(z_t, t/T) in one shot.
+
+For degradations that mix in noise (gaussian, morph), the cold samplers re-apply D with the
+noise that explains z given the estimate x0 (``degradation.estimate_noise``), so with a perfect
+network they, like ``ddim`` with eta = 0 and ``ddpm`` without noise, return the image exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+
+from coldlab import ColdlabError, Sampler, hookimpl, param
+from coldlab.components.sampler import predict
+
+
+def _randn(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else z.device
+    return torch.randn(z.shape, generator=generator, device=device, dtype=z.dtype).to(z.device)
+
+
+class DDPMSampler(Sampler):
+    """Ancestral sampling over every step (Ho et al.); sigma_t^2 = beta_t or the posterior variance."""
+
+    requires = ("gaussian",)
+
+    @dataclasses.dataclass
+    class Params:
+        variance: Literal["beta", "posterior"] = param("beta", "sigma_t^2: beta_t, or beta_t (1 - ab_{t-1}) / (1 - ab_t)")
+        noise: bool = param(True, "add sigma_t * N(0, I) at t > 1 (false: the deterministic mean path)")
+
+    def steps(self, t_start):
+        return list(range(t_start, -1, -1))
+
+    def step(self, net, degradation, z, t, t_next, *, y, generator):
+        schedule = degradation.schedule
+        beta, ab = float(schedule.beta[t]), float(schedule.alpha_bar[t])
+        eps = degradation.eps_from_output(z, t, predict(net, degradation, z, t, y))
+        z = (z - beta / (1 - ab) ** 0.5 * eps) / (1 - beta) ** 0.5
+        if t > 1 and self.params.noise:
+            var = beta
+            if self.params.variance == "posterior":
+                var = beta * (1 - float(schedule.alpha_bar[t - 1])) / (1 - ab)
+            z = z + var**0.5 * _randn(z, generator)
+        return z
+
+
+class DDIMSampler(Sampler):
+    """Song et al.'s DDIM on ``steps`` evenly spaced steps; eta = 0 is deterministic.
+
+    Works for any degradation that mixes noise in by a schedule (gaussian, morph); eta > 0
+    adds Gaussian noise and so needs the gaussian degradation."""
+
+    requires = ("schedule",)
+
+    @dataclasses.dataclass
+    class Params:
+        steps: int | None = param(None, "number of steps S (None: every step; 003 uses 10, 50, 250, 1000)")
+        eta: float = param(0.0, "stochasticity: 0 deterministic, 1 DDPM-like")
+        clip_x0: bool = param(False, "clamp each x0 estimate to [-clip_value, clip_value]")
+        clip_value: float = param(1.0, "bound used by clip_x0 (0.5 for MNIST-scaled data)")
+
+    def check(self, degradation):
+        super().check(degradation)
+        if self.params.eta > 0 and degradation.noise_kind != "gaussian":
+            raise ColdlabError("sampler 'ddim' with eta > 0 needs the gaussian degradation", hint="set eta = 0", where=("eta",))
+
+    def step(self, net, degradation, z, t, t_next, *, y, generator):
+        out = predict(net, degradation, z, t, y)
+        x0 = degradation.x0_from_output(z, t, out)
+        if self.params.clip_x0:
+            x0 = x0.clamp(-self.params.clip_value, self.params.clip_value)
+        noise = degradation.estimate_noise(z, x0, t)
+        ab, ab_next = float(degradation.schedule.alpha_bar[t]), float(degradation.schedule.alpha_bar[t_next])
+        sigma = self.params.eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)) ** 0.5
+        z_next = ab_next**0.5 * x0 + max(1 - ab_next - sigma**2, 0.0) ** 0.5 * noise
+        if sigma > 0:
+            z_next = z_next + sigma * _randn(z, generator)
+        return z_next
+
+
+class _ColdSampler(Sampler):
+    @dataclasses.dataclass
+    class Params:
+        steps: int | None = param(None, "visit this many evenly spaced steps (None: every step)")
+
+    def estimate(self, net, degradation, z, t, y):
+        x0 = degradation.x0_from_output(z, t, predict(net, degradation, z, t, y))
+        return x0, degradation.estimate_noise(z, x0, t)
+
+
+class ColdNaiveSampler(_ColdSampler):
+    """x0 = g(z_s, s/T); z_{s-1} = D(x0, s-1) (report 000)."""
+
+    def step(self, net, degradation, z, t, t_next, *, y, generator):
+        x0, noise = self.estimate(net, degradation, z, t, y)
+        return degradation.degrade(x0, t_next, noise)
+
+
+class ColdImprovedSampler(_ColdSampler):
+    """x0 = g(z_s, s/T); z_{s-1} = z_s - D(x0, s) + D(x0, s-1) (Bansal et al., Algorithm 2)."""
+
+    def step(self, net, degradation, z, t, t_next, *, y, generator):
+        x0, noise = self.estimate(net, degradation, z, t, y)
+        return z - degradation.degrade(x0, t, noise) + degradation.degrade(x0, t_next, noise)
+
+
+class DirectSampler(Sampler):
+    """One shot: x0 = g(z_t, t/T) (the reference every iterative sampler should beat)."""
+
+    def steps(self, t_start):
+        return [t_start, 0]
+
+    def step(self, net, degradation, z, t, t_next, *, y, generator):
+        return degradation.x0_from_output(z, t, predict(net, degradation, z, t, y))
+
+
+@hookimpl
+def register_samplers(register):
+    register("ddpm", DDPMSampler)
+    register("ddim", DDIMSampler)
+    register("cold-naive", ColdNaiveSampler)
+    register("cold-improved", ColdImprovedSampler)
+    register("direct", DirectSampler)

@@ -1,0 +1,42 @@
+"""Shared fixtures. Tests are hermetic: no third-party plugins load unless a test asks,
+and real datasets come from ../shared/datasets (or $COLDLAB_DATA) without downloads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "datasets"
+
+os.environ.setdefault("COLDLAB_LOAD_PLUGINS", "")
+if "COLDLAB_DATA" not in os.environ and SHARED_DATA.is_dir():
+    os.environ["COLDLAB_DATA"] = str(SHARED_DATA)
+
+torch.set_num_threads(2)
+
+
+def real_data_available(folder: str) -> bool:
+    root = Path(os.environ.get("COLDLAB_DATA", "")) / folder / "raw"
+    return root.is_dir() and any(root.iterdir())
+
+
+needs_mnist = pytest.mark.skipif(not real_data_available("MNIST"), reason="MNIST not found under COLDLAB_DATA (../shared/datasets)")
+needs_fashion = pytest.mark.skipif(not real_data_available("FashionMNIST"), reason="FashionMNIST not found under COLDLAB_DATA")
+
+
+@pytest.fixture
+def registry():
+    from coldlab.plugins import get_registry
+
+    return get_registry()
+
+
+@pytest.fixture
+def images():
+    """A small batch of structured images in [-0.5, 0.5] (not constant, so blur and zoom act)."""
+    g = torch.Generator().manual_seed(0)
+    return (torch.rand((6, 1, 28, 28), generator=g) - 0.5)
