@@ -159,6 +159,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self._infos: dict[str, PluginInfo] = {}
+        self._failed: list[PluginInfo] = []
         version = _dist_version("coldlab")
         for module_name in DEFAULT_PLUGINS:
             module = importlib.import_module(module_name)
@@ -179,7 +180,8 @@ class PluginHost:
     def _fail(self, info: PluginInfo, error: str) -> None:
         info.error = error
         info.components = {}
-        self._infos.setdefault(info.name, info)
+        if self._infos.get(info.name) is not info:
+            self._failed.append(info)
         warnings.warn(f"coldlab plugin {info.name!r} ({info.package}) skipped: {error}", PluginLoadWarning, stacklevel=3)
 
     def _register(self, plugin: Any, name: str, package: str, version: str) -> None:
@@ -191,6 +193,11 @@ class PluginHost:
             self.pm.register(plugin, name=name)
         except Exception as err:
             self._fail(info, f"registration failed: {err}")
+            return
+        unknown = sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or [] if not hc.has_spec())
+        if unknown:
+            self.pm.unregister(plugin)
+            self._fail(info, f"unknown hook(s) {', '.join(unknown)}; coldlab's hooks are {', '.join(hookspecs.KINDS.values())}")
             return
         self._infos[name] = info
 
@@ -230,7 +237,7 @@ class PluginHost:
             for e in staged:
                 self.registry.entries[e.kind][e.name] = e
                 info.components.setdefault(e.kind, []).append(e.name)
-        self.registry.plugins = list(self._infos.values())
+        self.registry.plugins = list(self._infos.values()) + self._failed
 
 
 _HOST: PluginHost | None = None
