@@ -121,6 +121,32 @@ class Registry:
         component.component_kind = kind
         return component
 
+    def resolve(self, kind: str, spec: str | dict[str, Any]) -> dict[str, Any]:
+        """The full table of a component: its name and every parameter, defaults filled in.
+
+        Validates like :meth:`build` (nested components too) without constructing anything,
+        so it is cheap for large networks; the result is plain JSON-friendly data.
+        """
+        if isinstance(spec, str):
+            spec = {"name": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise ColdlabError(
+                f"a {kind} must be a name or a table with a 'name' key, got {spec!r}",
+                hint=f'write {kind} = {{ name = "{(self.names(kind) or ["..."])[0]}" }}',
+            )
+        values = dict(spec)
+        name = values.pop("name")
+        params_cls = self.get(kind, name).cls.Params
+        clean, nested = validate(params_cls, values, component=f"{kind} {name!r}")
+        full = {"name": name, **dataclasses.asdict(params_cls())}
+        full.update(clean)
+        for key, nested_kind in nested.items():
+            try:
+                full[key] = self.resolve(nested_kind, full[key])
+            except ColdlabError as err:
+                raise err.at(key) from None
+        return full
+
     def describe(self, kind: str, name: str) -> list[dict[str, Any]]:
         return describe(self.get(kind, name).cls.Params)
 

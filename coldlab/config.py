@@ -1,0 +1,201 @@
+"""experiments.toml -> validated, fully resolved run specifications.
+
+Layout::
+
+    [defaults]                 # any experiment key; tables are merged key by key
+    dataset = "mnist"
+    train = { epochs = 50 }
+
+    [[experiment]]
+    study = "000"
+    name = "ddpm-linear"
+    degradation = { name = "gaussian", schedule = { name = "linear", beta_min = 1e-5 } }
+    sampler = "ddpm"
+    seeds = [0, 1, 2]          # one run per seed
+
+Every error is a :class:`ColdlabError` located as ``FILE: EXPERIMENT: KEY: ...`` with a hint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from coldlab.errors import ColdlabError
+from coldlab.params import param, suggest, validate
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+COMPONENT_KEYS = ("dataset", "network", "degradation", "prior", "sampler")
+DEFAULT_COMPONENTS: dict[str, Any] = {"prior": "gaussian"}
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """Training settings of an experiment (the ``train`` table)."""
+
+    epochs: int = param(50, "number of epochs")
+    batch_size: int = param(128, "images per step")
+    lr: float = param(2e-4, "Adam learning rate")
+    weight_decay: float = param(0.0, "Adam weight decay (003: 1e-4)")
+    ema: float = param(0.0, "EMA decay of the weights used for sampling (0: no EMA)")
+    seed: int = param(0, "seed of the split, initialisation and training")
+    val_fraction: float = param(0.2, "share of the training data held out for validation")
+    loss: Literal["mse", "l1"] = param("mse", "loss between the network output and the target")
+    log_every: int = param(50, "record the train loss every this many steps")
+    max_train_images: int = param(0, "use at most this many training images (0: all)")
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    """Evaluation settings of an experiment (the ``eval`` table)."""
+
+    every: int = param(5, "evaluate every this many epochs (and after the last)")
+    samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)")
+    grid: int = param(64, "samples in each saved grid")
+    metrics: list[str] = param([], "metric plugins to evaluate")
+    seed: int = param(1234, "seed of the fixed batch of start points")
+
+
+EXPERIMENT_KEYS = ("study", "name", "seeds", "train", "eval", *COMPONENT_KEYS)
+
+
+@dataclasses.dataclass
+class RunSpec:
+    """One run: an experiment at one seed, every component fully resolved."""
+
+    study: str
+    name: str
+    seed: int
+    dataset: dict[str, Any]
+    network: dict[str, Any]
+    degradation: dict[str, Any]
+    prior: dict[str, Any]
+    sampler: dict[str, Any]
+    train: dict[str, Any]
+    eval: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if key in ("train", "eval") and isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ColdlabError("file not found", hint="give the path of an experiments TOML file", where=(str(path),)) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ColdlabError(f"TOML syntax error: {err}", hint="fix the line named above", where=(str(path),)) from None
+
+
+def _settings(cls: type, values: Any, what: str) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise ColdlabError(f"'{what}' must be a table", hint=f"write {what} = {{ ... }}", where=(what,))
+    try:
+        clean, _ = validate(cls, values, component=f"{what} settings")
+    except ColdlabError as err:
+        raise err.at(what) from None
+    return {**dataclasses.asdict(cls()), **clean}
+
+
+def _resolve_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
+    unknown = [k for k in raw if k not in EXPERIMENT_KEYS]
+    if unknown:
+        key = unknown[0]
+        raise ColdlabError(f"unknown key {key!r}{suggest(key, list(EXPERIMENT_KEYS))}",
+                           hint="experiment keys: " + ", ".join(EXPERIMENT_KEYS), where=(key,))
+    for key in ("study", "name"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ColdlabError(f"'{key}' must be a non-empty string", where=(key,))
+    for key in ("dataset", "network", "degradation", "sampler"):
+        if key not in raw:
+            raise ColdlabError(f"missing '{key}'", hint=f"add {key} = {{ name = \"...\" }} to the experiment or to [defaults]", where=(key,))
+    resolved: dict[str, Any] = {}
+    for key in COMPONENT_KEYS:
+        try:
+            resolved[key] = registry.resolve(key, raw.get(key, DEFAULT_COMPONENTS.get(key)))
+        except ColdlabError as err:
+            raise err.at(key) from None
+    train = _settings(TrainSettings, raw.get("train", {}), "train")
+    evaluation = _settings(EvalSettings, raw.get("eval", {}), "eval")
+    known_metrics = registry.names("metric")
+    for metric in evaluation["metrics"]:
+        if metric not in known_metrics:
+            raise ColdlabError(f"unknown metric {metric!r}{suggest(metric, known_metrics)}",
+                               hint="registered metrics: " + (", ".join(known_metrics) or "none yet"), where=("eval", "metrics"))
+    try:
+        sampler = registry.build("sampler", resolved["sampler"])
+        degradation = registry.build("degradation", resolved["degradation"])
+        sampler.check(degradation)
+    except ColdlabError as err:
+        raise err.at("sampler") from None
+    seeds = raw.get("seeds", [train["seed"]])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ColdlabError("'seeds' must be a non-empty list of integers", hint="e.g. seeds = [0, 1, 2]", where=("seeds",))
+    if len(set(seeds)) != len(seeds):
+        raise ColdlabError("'seeds' repeats a seed", where=("seeds",))
+    runs = []
+    for seed in seeds:
+        name = raw["name"] if len(seeds) == 1 else f"{raw['name']}-seed{seed}"
+        runs.append(RunSpec(study=raw["study"], name=name, seed=seed, train={**train, "seed": seed}, eval=evaluation,
+                            **{k: resolved[k] for k in COMPONENT_KEYS}))
+    return runs
+
+
+def load_experiments(path: str | Path, *, only: list[str] | None = None, registry: Any = None) -> list[RunSpec]:
+    """Read, validate and expand an experiments file into run specifications.
+
+    ``only`` keeps the experiments (or studies) with those names; an unknown one is an error.
+    """
+    if registry is None:
+        from coldlab.plugins import get_registry
+
+        registry = get_registry()
+    path = Path(path)
+    where = str(path)
+    data = read_toml(path)
+    for key in data:
+        if key not in ("defaults", "experiment"):
+            raise ColdlabError(f"unknown top-level key {key!r}{suggest(key, ['defaults', 'experiment'])}",
+                               hint="use a [defaults] table and [[experiment]] entries", where=(where, key))
+    defaults = data.get("defaults", {})
+    experiments = data.get("experiment", [])
+    if not isinstance(defaults, dict):
+        raise ColdlabError("'defaults' must be a table", where=(where, "defaults"))
+    if not isinstance(experiments, list) or not experiments:
+        raise ColdlabError("no experiments", hint="add [[experiment]] entries", where=(where,))
+    runs: list[RunSpec] = []
+    names: set[str] = set()
+    for i, raw in enumerate(experiments):
+        label = raw.get("name") if isinstance(raw.get("name"), str) else f"experiment {i + 1}"
+        if label in names:
+            raise ColdlabError(f"experiment name {label!r} is used twice", hint="give each experiment its own name", where=(where, label, "name"))
+        names.add(label)
+        try:
+            runs.extend(_resolve_experiment(_merge(defaults, raw), registry))
+        except ColdlabError as err:
+            raise err.at(where, label) from None
+    if only:
+        known = {r.name for r in runs} | {r.study for r in runs} | names
+        for wanted in only:
+            if wanted not in known:
+                raise ColdlabError(f"--only {wanted!r} matches no experiment or study{suggest(wanted, sorted(known))}",
+                                   hint="experiments: " + ", ".join(sorted(names)), where=(where,))
+        runs = [r for r in runs if r.name in only or r.study in only or r.name.rsplit("-seed", 1)[0] in only]
+    return runs
