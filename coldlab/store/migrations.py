@@ -1,0 +1,86 @@
+"""Append-only, named schema migrations (as llm does): never edit one that shipped; add a new one."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Callable
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
+
+
+def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            study TEXT NOT NULL,
+            name TEXT NOT NULL,
+            config TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            priority INTEGER NOT NULL DEFAULT 0,
+            epochs INTEGER NOT NULL DEFAULT 0,
+            epoch INTEGER NOT NULL DEFAULT 0,
+            step INTEGER NOT NULL DEFAULT 0,
+            worker TEXT,
+            device TEXT,
+            lease_until REAL,
+            heartbeat REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            created REAL NOT NULL,
+            started REAL,
+            finished REAL,
+            UNIQUE (study, name)
+        )"""
+    )
+    conn.execute("CREATE INDEX runs_status ON runs (status, priority, id)")
+    conn.execute(
+        """CREATE TABLE metrics (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            epoch INTEGER,
+            value REAL,
+            detail TEXT,
+            recorded REAL NOT NULL,
+            PRIMARY KEY (run_id, name, step)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute(
+        """CREATE TABLE artifacts (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            epoch INTEGER,
+            step INTEGER,
+            created REAL NOT NULL,
+            PRIMARY KEY (run_id, kind, path)
+        )"""
+    )
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; return their names."""
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+    applied = []
+    for name, fn in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
+            fn(conn)
+            conn.execute("INSERT INTO migrations (name, applied) VALUES (?, ?)", (name, time.time()))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(name)
+    return applied
