@@ -50,6 +50,11 @@ def test_ddpm_without_noise_returns_the_image_with_an_oracle(registry, x, schedu
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
     assert torch.allclose(sampler.sample(net, deg, noise).images, x, atol=1e-9)
     assert torch.allclose(sampler.sample(net, deg, deg.degrade(x, 37, noise), t_start=37).images, x, atol=1e-9)
+    # respaced on 20 steps it still lands on x exactly
+    respaced = registry.build("sampler", {"name": "ddpm", "noise": False, "steps": 20})
+    net.calls.clear()
+    assert torch.allclose(respaced.sample(net, deg, noise).images, x, atol=1e-9)
+    assert len(net.calls) == 20
 
 
 @pytest.mark.parametrize("target", ["eps", "x0", "v"])

@@ -30,27 +30,30 @@ def _randn(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
 
 
 class DDPMSampler(Sampler):
-    """Ancestral sampling over every step (Ho et al.); sigma_t^2 = beta_t or the posterior variance."""
+    """Ancestral sampling (Ho et al.); sigma_t^2 = beta_t or the posterior variance.
+
+    By default every step is visited. ``steps = S`` respaces the chain on S evenly spaced steps
+    (Nichol & Dhariwal): a move from t to t' uses beta' = 1 - alpha_bar_t / alpha_bar_t', which is
+    beta_t itself when t' = t - 1."""
 
     requires = ("gaussian",)
 
     @dataclasses.dataclass
     class Params:
         variance: Literal["beta", "posterior"] = param("beta", "sigma_t^2: beta_t, or beta_t (1 - ab_{t-1}) / (1 - ab_t)")
-        noise: bool = param(True, "add sigma_t * N(0, I) at t > 1 (false: the deterministic mean path)")
-
-    def steps(self, t_start):
-        return list(range(t_start, -1, -1))
+        noise: bool = param(True, "add sigma_t * N(0, I) before the last move (false: the deterministic mean path)")
+        steps: int | None = param(None, "respace on this many steps (None: every step)")
 
     def step(self, net, degradation, z, t, t_next, *, y, generator):
         schedule = degradation.schedule
-        beta, ab = float(schedule.beta[t]), float(schedule.alpha_bar[t])
+        ab, ab_next = float(schedule.alpha_bar[t]), float(schedule.alpha_bar[t_next])
+        beta = 1 - ab / ab_next if t_next != t - 1 else float(schedule.beta[t])
         eps = degradation.eps_from_output(z, t, predict(net, degradation, z, t, y))
         z = (z - beta / (1 - ab) ** 0.5 * eps) / (1 - beta) ** 0.5
-        if t > 1 and self.params.noise:
+        if t_next > 0 and self.params.noise:
             var = beta
             if self.params.variance == "posterior":
-                var = beta * (1 - float(schedule.alpha_bar[t - 1])) / (1 - ab)
+                var = beta * (1 - ab_next) / (1 - ab)
             z = z + var**0.5 * _randn(z, generator)
         return z
 

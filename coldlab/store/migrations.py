@@ -27,6 +27,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
             epochs INTEGER NOT NULL DEFAULT 0,
             epoch INTEGER NOT NULL DEFAULT 0,
             step INTEGER NOT NULL DEFAULT 0,
+            total_steps INTEGER NOT NULL DEFAULT 0,
             worker TEXT,
             device TEXT,
             lease_until REAL,

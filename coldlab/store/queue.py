@@ -55,14 +55,15 @@ def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float 
 
 
 def heartbeat(conn: sqlite3.Connection, run_id: int, worker: str, *, epoch: int | None = None, step: int | None = None,
-              lease_s: float = DEFAULT_LEASE_S) -> tuple[bool, bool]:
+              total_steps: int | None = None, lease_s: float = DEFAULT_LEASE_S) -> tuple[bool, bool]:
     """Extend the lease and record progress; returns (still owned, cancel requested)."""
     now = time.time()
     with transaction(conn):
         row = conn.execute(
-            "UPDATE runs SET heartbeat = ?, lease_until = ?, epoch = COALESCE(?, epoch), step = COALESCE(?, step) "
+            "UPDATE runs SET heartbeat = ?, lease_until = ?, epoch = COALESCE(?, epoch), step = COALESCE(?, step), "
+            "total_steps = COALESCE(?, total_steps) "
             "WHERE id = ? AND worker = ? AND status = 'running' RETURNING cancel_requested",
-            (now, now + lease_s, epoch, step, run_id, worker),
+            (now, now + lease_s, epoch, step, total_steps, run_id, worker),
         ).fetchone()
     return (row is not None, bool(row and row["cancel_requested"]))
 

@@ -1,0 +1,52 @@
+"""Loading a run's data: train/validation split with a fixed seed, the test set kept aside."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from coldlab.components.dataset import DataContext
+from coldlab.plugins import Registry
+
+
+@dataclasses.dataclass
+class RunData:
+    train: torch.Tensor
+    train_labels: torch.Tensor
+    val: torch.Tensor
+    val_labels: torch.Tensor
+    shape: tuple[int, int, int]
+    num_classes: int
+    value_range: tuple[float, float]
+    context: DataContext
+
+
+_CACHE: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def load_dataset(registry: Registry, spec: dict[str, Any] | str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset split, cached per process (several runs of one worker share it)."""
+    key = (repr(spec), split)
+    if key not in _CACHE:
+        _CACHE[key] = registry.build("dataset", spec).load(split)
+    return _CACHE[key]
+
+
+def load_run_data(registry: Registry, dataset_spec: dict[str, Any], *, val_fraction: float, seed: int,
+                  max_images: int = 0, device: torch.device | str = "cpu") -> RunData:
+    """Split the training set (``val_fraction`` held out, fixed by ``seed``) and put it on ``device``."""
+    dataset = registry.build("dataset", dataset_spec)
+    images, labels = load_dataset(registry, dataset_spec, "train")
+    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))
+    if max_images:
+        order = order[:max_images]
+    n_val = int(round(len(order) * val_fraction))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    ctx = DataContext(shape=tuple(dataset.shape), load=lambda name, split: load_dataset(registry, name, split))
+    return RunData(
+        train=images[train_idx].to(device), train_labels=labels[train_idx].to(device),
+        val=images[val_idx].to(device), val_labels=labels[val_idx].to(device),
+        shape=tuple(dataset.shape), num_classes=dataset.num_classes, value_range=tuple(dataset.value_range), context=ctx,
+    )

@@ -1,0 +1,210 @@
+"""One training loop for every degradation: the degradation's target decides the loss.
+
+Randomness flows through two generators whose states are checkpointed (one on the CPU for
+the batch order, one on the device for t and the noise), and the global torch RNG (dropout),
+so a resumed run continues exactly where it stopped; on the CPU it ends with the same weights
+as an uninterrupted run. Checkpoints are taken after every epoch and whenever the run is asked to
+stop mid-epoch (cancel, Ctrl-C), with the position inside the epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import save_image
+
+from coldlab.engine.checkpoint import load_latest, save_checkpoint
+from coldlab.engine.data import load_run_data
+from coldlab.errors import ColdlabError
+from coldlab.plugins import Registry
+
+
+class Reporter(Protocol):
+    """Where a run's progress goes (the store, in a worker)."""
+
+    def metrics(self, rows: list[tuple[str, int, int | None, float | None, dict | None]]) -> None: ...
+    def artifact(self, kind: str, path: str, epoch: int | None, step: int | None) -> None: ...
+    def progress(self, epoch: int, step: int, total_steps: int) -> str | None:
+        """Record progress; return a status (``"cancelled"``, ``"interrupted"``) if the run must stop."""
+        ...
+
+
+class StopRequested(Exception):
+    """Raised inside the loop when the run must stop; carries the status to end with."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Trainer:
+    """Builds a run's components from its resolved spec and trains it."""
+
+    def __init__(self, spec: dict[str, Any], run_dir: Path, *, registry: Registry, reporter: Reporter,
+                 device: str = "cpu", cache_dir: Path | None = None) -> None:
+        self.spec, self.run_dir, self.reporter = spec, Path(run_dir), reporter
+        self.device = torch.device(device)
+        self.train_cfg, self.eval_cfg = spec["train"], spec["eval"]
+        seed = self.train_cfg["seed"]
+        self.data = load_run_data(registry, spec["dataset"], val_fraction=self.train_cfg["val_fraction"], seed=seed,
+                                  max_images=self.train_cfg["max_train_images"], device=self.device)
+        if self.data.train.shape[0] == 0:
+            raise ColdlabError("no training images left after the validation split", where=("train", "val_fraction"))
+        self.degradation = registry.build("degradation", spec["degradation"])
+        self.degradation.prepare(self.data.context)
+        self.sampler = registry.build("sampler", spec["sampler"])
+        self.sampler.check(self.degradation)
+        self.prior = registry.build("prior", spec["prior"])
+        self.prior.fit_cached(self.data.train.cpu(), self.degradation, cache_dir or self.run_dir / "cache")
+        torch.manual_seed(seed)
+        self.net = registry.build("network", spec["network"], shape=self.data.shape, num_classes=self.data.num_classes).to(self.device)
+        self.conditional = bool(spec["network"].get("conditional", False))
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.train_cfg["lr"], weight_decay=self.train_cfg["weight_decay"])
+        self.ema = copy.deepcopy(self.net).eval().requires_grad_(False) if self.train_cfg["ema"] > 0 else None
+        self.cpu_gen = torch.Generator().manual_seed(seed)
+        self.dev_gen = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.loss_fn = F.mse_loss if self.train_cfg["loss"] == "mse" else F.l1_loss
+        self.epoch, self.step, self.partial = 0, 0, None
+        self.steps_per_epoch = math.ceil(self.data.train.shape[0] / self.train_cfg["batch_size"])
+
+    # ---- state -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "cpu_gen": self.cpu_gen.get_state(), "dev_gen": self.dev_gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "epoch": self.epoch, "step": self.step, "partial": self.partial,
+        }
+
+    def restore(self) -> bool:
+        state = load_latest(self.run_dir)
+        if state is None:
+            return False
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.cpu_gen.set_state(state["cpu_gen"])
+        self.dev_gen.set_state(state["dev_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch, self.step, self.partial = state["epoch"], state["step"], state["partial"]
+        return True
+
+    def checkpoint(self) -> None:
+        save_checkpoint(self.run_dir, self.epoch if self.partial is None else self.partial["epoch"], self.state())
+
+    # ---- training ----------------------------------------------------------------------
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+        z, t, target = self.degradation.training_batch(x, generator)
+        t_frac = t.to(x.dtype) / self.degradation.T
+        out = self.net(z, t_frac, y) if self.conditional else self.net(z, t_frac)
+        return self.loss_fn(out, target)
+
+    def beat(self) -> None:
+        """Report progress after every step; stop (checkpointing first) when the reporter says so."""
+        stop = self.reporter.progress(self.epoch, self.step, self.steps_per_epoch * self.train_cfg["epochs"])
+        if stop:
+            raise StopRequested(stop)
+
+    def train_epoch(self, epoch: int) -> float:
+        bs = self.train_cfg["batch_size"]
+        if self.partial is not None and self.partial["epoch"] == epoch:
+            perm, start, loss_sum, count = self.partial["perm"], self.partial["batch"], self.partial["loss_sum"], self.partial["count"]
+        else:
+            perm, start, loss_sum, count = torch.randperm(self.data.train.shape[0], generator=self.cpu_gen), 0, 0.0, 0
+        self.net.train()
+        log_rows = []
+        for b in range(start, self.steps_per_epoch):
+            idx = perm[b * bs : (b + 1) * bs].to(self.device)
+            x = self.data.train[idx]
+            y = self.data.train_labels[idx] if self.conditional else None
+            loss = self.loss(x, y, self.dev_gen)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ColdlabError(f"non-finite loss ({value}) at epoch {epoch}, step {self.step + 1}",
+                                   hint="lower train.lr, or check the schedule and data scaling")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.ema is not None:
+                with torch.no_grad():
+                    for p_ema, p in zip(self.ema.parameters(), self.net.parameters()):
+                        p_ema.lerp_(p, 1 - self.train_cfg["ema"])
+            self.step += 1
+            loss_sum, count = loss_sum + value * x.shape[0], count + x.shape[0]
+            if self.step % self.train_cfg["log_every"] == 0:
+                log_rows.append(("train_loss_step", self.step, epoch, value, None))
+            self.partial = {"epoch": epoch, "batch": b + 1, "perm": perm, "loss_sum": loss_sum, "count": count}
+            try:
+                self.beat()
+            except StopRequested:
+                self.reporter.metrics(log_rows)
+                raise
+        self.reporter.metrics(log_rows)
+        return loss_sum / max(count, 1)
+
+    @torch.no_grad()
+    def validation_loss(self) -> float | None:
+        if self.data.val.shape[0] == 0:
+            return None
+        self.net.eval()
+        gen = torch.Generator(device=self.device).manual_seed(self.train_cfg["seed"] + 2)  # same draws every epoch
+        total, n = 0.0, 0
+        for i in range(0, self.data.val.shape[0], self.train_cfg["batch_size"]):
+            x = self.data.val[i : i + self.train_cfg["batch_size"]]
+            y = self.data.val_labels[i : i + self.train_cfg["batch_size"]] if self.conditional else None
+            total += float(self.loss(x, y, gen)) * x.shape[0]
+            n += x.shape[0]
+        return total / n
+
+    @torch.no_grad()
+    def sample_grid(self, epoch: int) -> Path:
+        """Samples from a fixed batch of start points (the same for every epoch and run), saved as PNG."""
+        n = self.eval_cfg["grid"]
+        start_gen = torch.Generator().manual_seed(self.eval_cfg["seed"])
+        z = self.prior.sample(n, self.data.shape, generator=start_gen).to(self.device)
+        net = self.ema if self.ema is not None else self.net
+        net.eval()
+        images = self.sampler.sample(net, self.degradation, z, generator=torch.Generator(device=self.device).manual_seed(self.eval_cfg["seed"])).images
+        lo, hi = self.data.value_range
+        path = self.run_dir / f"grid-{epoch:04d}.png"
+        save_image(((images.float().cpu() - lo) / (hi - lo)).clamp(0, 1), path, nrow=max(1, int(math.sqrt(n))))
+        return path
+
+    def run(self, *, resume: bool = True) -> str:
+        """Train to the configured number of epochs; returns ``"finished"``.
+
+        Raises :class:`StopRequested` (after checkpointing) when the reporter asks it to stop
+        (cancel, Ctrl-C), and checkpoints before letting a ``KeyboardInterrupt`` through.
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.restore()
+        epochs, every = self.train_cfg["epochs"], self.eval_cfg["every"]
+        try:
+            while self.epoch < epochs:
+                epoch = self.epoch + 1
+                train_loss = self.train_epoch(epoch)
+                val_loss = self.validation_loss()
+                rows = [("train_loss", epoch, epoch, train_loss, None)]
+                if val_loss is not None:
+                    rows.append(("val_loss", epoch, epoch, val_loss, None))
+                if (every and epoch % every == 0) or epoch == epochs:
+                    path = self.sample_grid(epoch)
+                    self.reporter.artifact("grid", str(path), epoch, self.step)
+                self.reporter.metrics(rows)
+                self.epoch, self.partial = epoch, None
+                self.checkpoint()
+                self.beat()
+        except (StopRequested, KeyboardInterrupt):
+            self.checkpoint()
+            raise
+        return "finished"

@@ -1,0 +1,130 @@
+"""The worker loop: claim a queued run, train it, record how it ended; repeat until the queue is empty.
+
+A background thread renews the run's lease every few seconds (so long evaluations never look
+like a dead worker) and picks up cancel requests. SIGINT/SIGTERM make the current run checkpoint
+and end as ``interrupted``; ``coldlab run FILE --resume`` queues it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from coldlab.engine.trainer import StopRequested, Trainer
+from coldlab.errors import ColdlabError
+from coldlab.plugins import get_registry
+from coldlab.store import claim, connect, finish, heartbeat, record_artifact, record_metrics
+
+LEASE_S = 30.0
+BEAT_S = 3.0
+
+
+def run_dir(home: Path, run_id: int) -> Path:
+    return Path(home) / "runs" / f"{run_id:05d}"
+
+
+class StoreReporter:
+    """Sends a run's metrics and artifacts to the store; a heartbeat thread keeps its lease."""
+
+    def __init__(self, db: Path, run_id: int, worker: str, stop_flag: threading.Event) -> None:
+        self.conn = connect(db)
+        self.run_id, self.worker, self.stop_flag = run_id, worker, stop_flag
+        self.epoch = self.step = self.total = 0
+        self.cancelled = self.lost = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat_loop, args=(db,), daemon=True)
+        self._thread.start()
+
+    def _beat_loop(self, db: Path) -> None:
+        conn = connect(db)
+        while not self._done.wait(BEAT_S):
+            owned, cancel = heartbeat(conn, self.run_id, self.worker, epoch=self.epoch, step=self.step,
+                                      total_steps=self.total, lease_s=LEASE_S)
+            self.lost, self.cancelled = not owned, cancel
+        conn.close()
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+        heartbeat(self.conn, self.run_id, self.worker, epoch=self.epoch, step=self.step, total_steps=self.total, lease_s=LEASE_S)
+
+    def metrics(self, rows):
+        if rows:
+            record_metrics(self.conn, self.run_id, rows)
+
+    def artifact(self, kind, path, epoch, step):
+        record_artifact(self.conn, self.run_id, kind, path, epoch=epoch, step=step)
+
+    def progress(self, epoch, step, total_steps):
+        self.epoch, self.step, self.total = epoch, step, total_steps
+        if self.stop_flag.is_set():
+            return "interrupted"
+        if self.cancelled:
+            return "cancelled"
+        if self.lost:
+            return "lost"
+        return None
+
+
+def run_one(home: Path, row: Any, worker: str, device: str, stop_flag: threading.Event) -> str:
+    """Train one claimed run and record how it ended; returns the final status."""
+    db = Path(home) / "coldlab.db"
+    conn = connect(db)
+    folder = run_dir(home, row["id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    reporter = StoreReporter(db, row["id"], worker, stop_flag)
+    status, error = "failed", None
+    try:
+        spec = json.loads(row["config"])
+        trainer = Trainer(spec, folder, registry=get_registry(), reporter=reporter, device=device, cache_dir=Path(home) / "cache")
+        status = trainer.run(resume=True)
+    except StopRequested as stop:
+        status = stop.status
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except ColdlabError as err:
+        error = str(err)
+    except torch.cuda.OutOfMemoryError:
+        error = f"CUDA out of memory on {device} (hint: lower train.batch_size or use a smaller network)"
+    except Exception as err:  # any other failure ends this run only; the worker moves on
+        (folder / "error.log").write_text(traceback.format_exc())
+        error = f"{type(err).__name__}: {err} (traceback in {folder / 'error.log'})"
+    finally:
+        reporter.close()
+    if status != "lost":
+        finish(conn, row["id"], worker, status if status in ("finished", "cancelled", "interrupted") else "failed", error)
+    conn.close()
+    return status
+
+
+def run_worker(home: str | Path, device: str = "cpu", *, worker: str | None = None) -> dict[str, int]:
+    """Claim and run queued runs until the queue is empty (or until interrupted)."""
+    home = Path(home)
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}:{device}"
+    conn = connect(home / "coldlab.db")
+    stop_flag = threading.Event()
+
+    def on_signal(signum, frame):
+        stop_flag.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    counts: dict[str, int] = {}
+    try:
+        while not stop_flag.is_set():
+            row = claim(conn, worker, device, lease_s=LEASE_S)
+            if row is None:
+                break
+            status = run_one(home, row, worker, device, stop_flag)
+            counts[status] = counts.get(status, 0) + 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return counts
