@@ -37,6 +37,41 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _home(args: argparse.Namespace):
+    from pathlib import Path
+
+    from coldlab.engine.launcher import default_home
+
+    return Path(args.home) if args.home else default_home()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from coldlab.engine.launcher import run_file
+
+    return run_file(args.file, home=_home(args), only=args.only, smoke_run=args.smoke, epochs=args.epochs,
+                    workers=args.workers, device=args.device, resume=args.resume)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from coldlab.engine.worker import run_worker
+
+    counts = run_worker(_home(args), args.device or "cpu")
+    print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "queue empty", file=sys.stderr)
+    return 0 if set(counts) <= {"finished"} else 1
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from coldlab.runs_view import print_ls
+
+    return print_ls(_home(args), args.json)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from coldlab.runs_view import print_show
+
+    return print_show(_home(args), args.run, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from coldlab import __version__
 
@@ -47,6 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list loaded plugins, their components and load errors")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_plugins)
+
+    home_help = "folder of coldlab.db and the run folders (default: $COLDLAB_HOME or ./coldlab-runs)"
+    p = sub.add_parser("run", help="validate a TOML file, queue its experiments and run them")
+    p.add_argument("file")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments or studies")
+    p.add_argument("--smoke", action="store_true", help="tiny budget: check the study end to end")
+    p.add_argument("--epochs", type=int, help="override every experiment's epochs")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per GPU, else 1)")
+    p.add_argument("--device", help="device for every worker (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--home", help=home_help)
+    p.add_argument("--resume", action="store_true", help="continue interrupted, failed or cancelled runs")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("ls", help="list runs")
+    p.add_argument("--home", help=home_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_ls)
+
+    p = sub.add_parser("show", help="one run: config, status, metrics, artifacts")
+    p.add_argument("run", type=int)
+    p.add_argument("--home", help=home_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_show)
     return parser
 
 
