@@ -23,8 +23,8 @@ from coldlab.errors import ColdlabError
 from coldlab.plugins import get_registry
 from coldlab.store import claim, connect, finish, heartbeat, record_artifact, record_metrics
 
-LEASE_S = 30.0
-BEAT_S = 3.0
+LEASE_S = float(os.environ.get("COLDLAB_LEASE_S", "30"))  # a run whose worker is silent this long is requeued
+BEAT_S = min(3.0, LEASE_S / 3)
 
 
 def run_dir(home: Path, run_id: int) -> Path:
