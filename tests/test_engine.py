@@ -176,3 +176,31 @@ def test_killed_worker_run_is_requeued_and_completes_without_duplicates(tmp_path
     n_rows = conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id = ? AND name = 'train_loss'", (run_id,)).fetchone()[0]
     assert n_rows == 6
     assert claim(conn, "w", "cpu") is None
+
+
+def test_ctrl_c_interrupts_and_resume_continues(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(TOML.replace("train = 96", "train = 3000").replace("epochs = 2", "epochs = 8"))
+    home = tmp_path / "home"
+    proc = subprocess.Popen([sys.executable, "-m", "coldlab", "run", str(path), "--home", str(home), "--only", "zoom"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.1)
+        if (home / "coldlab.db").exists():
+            rows = connect(home / "coldlab.db", readonly=True).execute("SELECT status, epoch FROM runs").fetchall()
+            if rows and rows[0]["status"] == "running" and rows[0]["epoch"] >= 1:
+                break
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "interrupted" in err and "--resume" in err
+    conn = connect(home / "coldlab.db")
+    row = conn.execute("SELECT * FROM runs").fetchone()
+    assert row["status"] == "interrupted" and row["epoch"] < 8
+    assert checkpoints(home / "runs" / f"{row['id']:05d}")
+    skipped = cli("run", str(path), "--home", str(home), "--only", "zoom")
+    assert "pass --resume" in skipped.stderr
+    resumed = cli("run", str(path), "--home", str(home), "--only", "zoom", "--resume", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [p["step"] for p in metric_series(conn, row["id"])["train_loss"]] == list(range(1, 9))

@@ -55,7 +55,7 @@ def dataset_missing(spec: dict[str, Any]) -> str | None:
         try:
             registry.build("dataset", offline).load("test")
         except ColdlabError as err:
-            return str(err)
+            return f"{err}; smoke runs never download (a run without --smoke does, when online)"
     return None
 
 
