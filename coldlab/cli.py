@@ -53,9 +53,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import torch
+
     from coldlab.engine.worker import run_worker
 
-    counts = run_worker(_home(args), args.device or "cpu")
+    counts = run_worker(_home(args), args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "queue empty", file=sys.stderr)
     return 0 if set(counts) <= {"finished"} else 1
 
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run)
 
     p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cpu)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=_worker)
 

@@ -84,14 +84,8 @@ class Registry:
                 hint=f"registered {kind}s: {', '.join(known) or 'none'}",
             ) from None
 
-    def build(self, kind: str, spec: str | dict[str, Any], **context: Any) -> Any:
-        """Build a component from a name or a ``{"name": ..., param: value}`` table.
-
-        Parameters are validated against the component's ``Params`` dataclass;
-        nested components (fields declared with ``kind=``) are built first.
-        ``context`` (for networks: ``shape``, ``num_classes``) goes to the constructor.
-        Errors are :class:`ColdlabError` whose ``where`` names the offending key.
-        """
+    def _split(self, kind: str, spec: Any) -> tuple[str, dict[str, Any]]:
+        """(name, parameter values) of a component given as a name or a table."""
         if isinstance(spec, str):
             spec = {"name": spec}
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
@@ -100,7 +94,17 @@ class Registry:
                 hint=f'write {kind} = {{ name = "{(self.names(kind) or ["..."])[0]}" }}',
             )
         values = dict(spec)
-        name = values.pop("name")
+        return values.pop("name"), values
+
+    def build(self, kind: str, spec: str | dict[str, Any], **context: Any) -> Any:
+        """Build a component from a name or a ``{"name": ..., param: value}`` table.
+
+        Parameters are validated against the component's ``Params`` dataclass;
+        nested components (fields declared with ``kind=``) are built first.
+        ``context`` (for networks: ``shape``, ``num_classes``) goes to the constructor.
+        Errors are :class:`ColdlabError` whose ``where`` names the offending key.
+        """
+        name, values = self._split(kind, spec)
         entry = self.get(kind, name)
         params_cls = getattr(entry.cls, "Params")
         clean, nested = validate(params_cls, values, component=f"{kind} {name!r}")
@@ -127,15 +131,7 @@ class Registry:
         Validates like :meth:`build` (nested components too) without constructing anything,
         so it is cheap for large networks; the result is plain JSON-friendly data.
         """
-        if isinstance(spec, str):
-            spec = {"name": spec}
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise ColdlabError(
-                f"a {kind} must be a name or a table with a 'name' key, got {spec!r}",
-                hint=f'write {kind} = {{ name = "{(self.names(kind) or ["..."])[0]}" }}',
-            )
-        values = dict(spec)
-        name = values.pop("name")
+        name, values = self._split(kind, spec)
         params_cls = self.get(kind, name).cls.Params
         clean, nested = validate(params_cls, values, component=f"{kind} {name!r}")
         full = {"name": name, **dataclasses.asdict(params_cls())}

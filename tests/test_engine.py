@@ -204,3 +204,25 @@ def test_ctrl_c_interrupts_and_resume_continues(tmp_path):
     resumed = cli("run", str(path), "--home", str(home), "--only", "zoom", "--resume", timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert [p["step"] for p in metric_series(conn, row["id"])["train_loss"]] == list(range(1, 9))
+
+
+def test_out_of_memory_fails_that_run_with_a_hint_and_the_worker_moves_on(tmp_path, monkeypatch):
+    from coldlab.engine import worker as worker_module
+
+    home = tmp_path / "home"
+    conn = connect(home / "coldlab.db")
+    first, _ = enqueue(conn, "tiny", "oom", spec(tmp_path), epochs=2)
+    second, _ = enqueue(conn, "tiny", "ok", spec(tmp_path, name="zoom", epochs=1), epochs=1)
+    original = Trainer.run
+
+    def run(self, *, resume=True):
+        if self.spec["name"] == "ddpm":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, resume=resume)
+
+    monkeypatch.setattr(Trainer, "run", run)
+    counts = worker_module.run_worker(home, "cpu")
+    assert counts == {"failed": 1, "finished": 1}
+    failed = get_run(conn, first)
+    assert failed["status"] == "failed" and "CUDA out of memory" in failed["error"] and "batch_size" in failed["error"]
+    assert get_run(conn, second)["status"] == "finished"
