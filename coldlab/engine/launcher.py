@@ -118,7 +118,8 @@ def watch(home: Path, ids: list[int], procs: list[subprocess.Popen], console: Co
             progress.update(queue_task, completed=done, info=f"{done}/{len(ids)} done")
             for r in rows:
                 if r["status"] == "running" or r["id"] in tasks:
-                    info = f"epoch {r['epoch']}/{r['epochs']} step {r['step']}" + (f" loss {r['loss']:.4f}" if r["loss"] is not None else "")
+                    shown = min(r["epoch"] + 1, r["epochs"]) if r["status"] == "running" else r["epoch"]
+                    info = f"epoch {shown}/{r['epochs']} step {r['step']}" + (f" loss {r['loss']:.4f}" if r["loss"] is not None else "")
                     if r["status"] not in ("queued", "running"):
                         info += f" [{r['status']}]"
                     total = max(r["total_steps"], 1)
@@ -142,8 +143,13 @@ def run_file(path: str, *, home: Path, only: list[str] | None = None, smoke_run:
         return 0
     devices = default_devices(device, workers)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", d], env=env)
-             for d in devices]
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for k, d in enumerate(devices):  # worker output goes to a log file, not across the progress bars
+        with open(logs / f"worker-{k}.log", "a") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", d],
+                                          env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
         watch(home, ids, procs, console)
     except KeyboardInterrupt:
@@ -160,5 +166,5 @@ def run_file(path: str, *, home: Path, only: list[str] | None = None, smoke_run:
         console.print(f"[red]{r['name']}[/red] {r['status']}" + (f": {r['error']}" if r["error"] else ""))
     if any(r["status"] == "interrupted" for r in bad):
         console.print(f"continue with: coldlab run {path} --resume" + (f" --home {home}" if str(home) != str(default_home()) else ""))
-    console.print(f"{len(rows) - len(bad)}/{len(rows)} runs finished; store: {home / 'coldlab.db'}")
+    console.print(f"{len(rows) - len(bad)}/{len(rows)} runs finished; store: {home / 'coldlab.db'}; worker logs: {logs}")
     return 0 if not bad else 1
