@@ -183,3 +183,14 @@ def test_samplers_refuse_degradations_they_do_not_fit(registry):
         registry.build("sampler", {"name": "ddim", "eta": 0.5}).check(morph(registry))
     with pytest.raises(ColdlabError, match="Gaussian-noise"):
         registry.build("sampler", "ddpm").sample(torch.nn.Identity(), zoom, torch.zeros(1, 1, 28, 28))
+
+
+def test_ddim_clips_x0_estimates_by_default(registry, x):
+    deg = gaussian(registry)
+    c = torch.full((1, 1, 28, 28), 3.0, dtype=x.dtype)  # a wildly wrong eps
+    z = start(deg, x)
+    clipped = registry.build("sampler", {"name": "ddim", "steps": 1}).sample(ConstantNetwork(c), deg, z).images
+    free = registry.build("sampler", {"name": "ddim", "steps": 1, "clip_x0": False}).sample(ConstantNetwork(c), deg, z).images
+    assert clipped.abs().max() <= 1.0 and free.abs().max() > 5
+    half = registry.build("sampler", {"name": "ddim", "steps": 1, "clip_value": 0.5}).sample(ConstantNetwork(c), deg, z).images
+    assert half.abs().max() <= 0.5
