@@ -1,7 +1,7 @@
 """Base classes of every component kind: what a plugin subclasses."""
 
 from coldlab.components.dataset import DataContext, Dataset, data_root
-from coldlab.components.degradation import Degradation, as_steps
+from coldlab.components.degradation import Degradation, DeviceCache, as_steps
 from coldlab.components.network import Network
 from coldlab.components.prior import Prior
 from coldlab.components.sampler import SampleResult, Sampler
@@ -11,6 +11,7 @@ __all__ = [
     "DataContext",
     "Dataset",
     "Degradation",
+    "DeviceCache",
     "Network",
     "Prior",
     "SampleResult",

@@ -25,6 +25,20 @@ def as_steps(t: int | torch.Tensor, batch: int, device: torch.device | str) -> t
     return torch.full((batch,), int(t), dtype=torch.long, device=device)
 
 
+class DeviceCache:
+    """Holds a (float64) tensor and hands out copies on each device/dtype it is used with, made once."""
+
+    def __init__(self, values: torch.Tensor) -> None:
+        self.values = values
+        self._copies: dict[tuple[Any, Any], torch.Tensor] = {}
+
+    def like(self, other: torch.Tensor) -> torch.Tensor:
+        key = (other.device, other.dtype)
+        if key not in self._copies:
+            self._copies[key] = self.values.to(device=other.device, dtype=other.dtype)
+        return self._copies[key]
+
+
 class Degradation:
     """A forward process.
 

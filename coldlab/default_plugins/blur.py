@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from coldlab import Degradation, as_steps, hookimpl, param
+from coldlab import Degradation, DeviceCache, as_steps, hookimpl, param
 from coldlab.components.schedule import Schedule
 
 
@@ -47,19 +47,14 @@ class BlurDegradation(Degradation):
         if (self.schedule.beta[1:] <= 0).any():
             raise ValueError("blur needs beta_t > 0 at every step (beta_t is a kernel variance)")
         k = params.kernel_size
-        self.kernels = torch.stack([torch.zeros(k, k, dtype=torch.float64)] + [gaussian_kernel(k, float(v)) for v in self.schedule.beta[1:]])
-        self._cache: dict[tuple[Any, Any], torch.Tensor] = {}
-
-    def _kernels(self, like: torch.Tensor) -> torch.Tensor:
-        key = (like.device, like.dtype)
-        if key not in self._cache:
-            self._cache[key] = self.kernels.to(device=like.device, dtype=like.dtype)
-        return self._cache[key]
+        self.kernels = DeviceCache(
+            torch.stack([torch.zeros(k, k, dtype=torch.float64)] + [gaussian_kernel(k, float(v)) for v in self.schedule.beta[1:]])
+        )
 
     def blur_once(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """Apply G_step to every image of the batch."""
         C = x.shape[1]
-        kernel = self._kernels(x)[step].expand(C, 1, -1, -1)
+        kernel = self.kernels.like(x)[step].expand(C, 1, -1, -1)
         pad = self.params.kernel_size // 2
         if self.params.padding == "zeros":
             return F.conv2d(x, kernel, padding=pad, groups=C)

@@ -12,21 +12,8 @@ from typing import Any, Literal
 import torch
 
 from coldlab import ColdlabError, DataContext, Degradation, as_steps, hookimpl, param
+from coldlab.components.degradation import DeviceCache
 from coldlab.components.schedule import Schedule
-
-
-class _Device:
-    """Caches a float64 schedule tensor on each device/dtype it is used with."""
-
-    def __init__(self, values: torch.Tensor) -> None:
-        self.values = values
-        self.cache: dict[tuple[Any, Any], torch.Tensor] = {}
-
-    def at(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        key = (like.device, like.dtype)
-        if key not in self.cache:
-            self.cache[key] = self.values.to(device=like.device, dtype=like.dtype)
-        return self.cache[key][t].view(-1, *([1] * (like.dim() - 1)))
 
 
 class InterpolationDegradation(Degradation):
@@ -39,13 +26,14 @@ class InterpolationDegradation(Degradation):
         self.schedule = params.schedule
         if (self.schedule.beta >= 1).any():
             raise ValueError("a noise schedule needs every beta_t < 1 (alpha_bar must stay positive); lower C, beta_max or max_beta")
-        self._sqrt_ab = _Device(self.schedule.alpha_bar.sqrt())
-        self._sqrt_1m_ab = _Device((1 - self.schedule.alpha_bar).sqrt())
+        self._sqrt_ab = DeviceCache(self.schedule.alpha_bar.sqrt())
+        self._sqrt_1m_ab = DeviceCache((1 - self.schedule.alpha_bar).sqrt())
 
     def coefficients(self, t: int | torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)) shaped to broadcast against ``like``."""
         steps = as_steps(t, like.shape[0], like.device)
-        return self._sqrt_ab.at(steps, like), self._sqrt_1m_ab.at(steps, like)
+        shape = (-1,) + (1,) * (like.dim() - 1)
+        return self._sqrt_ab.like(like)[steps].view(shape), self._sqrt_1m_ab.like(like)[steps].view(shape)
 
     def degrade(self, x: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         if noise is None:

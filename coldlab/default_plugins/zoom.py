@@ -36,7 +36,7 @@ class ZoomDegradation(Degradation):
     class Params:
         final_size: int = param(4, "side of the central block left at t = T")
 
-    def __init__(self, params: Any, ) -> None:
+    def __init__(self, params: Any) -> None:
         super().__init__(params)
         if params.final_size < 1:
             raise ValueError("final_size must be at least 1")

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from coldlab.config import load_experiments
 from coldlab.engine.budget import smoke, with_epochs
+from coldlab.engine.data import load_dataset
 from coldlab.errors import ColdlabError
 from coldlab.plugins import get_registry
 from coldlab.store import connect, enqueue, get_run, mark, requeue
@@ -53,7 +54,7 @@ def dataset_missing(spec: dict[str, Any]) -> str | None:
     for ds in wanted:
         offline = {**ds, "download": False} if "download" in registry.resolve("dataset", ds) else ds
         try:
-            registry.build("dataset", offline).load("test")
+            load_dataset(registry, offline, "test")  # cached: each dataset is read once per invocation
         except ColdlabError as err:
             return f"{err}; smoke runs never download (a run without --smoke does, when online)"
     return None
