@@ -74,6 +74,18 @@ def _show(args: argparse.Namespace) -> int:
     return print_show(_home(args), args.run, args.json)
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from coldlab.engine.reevaluate import evaluate_run, print_evaluation
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = evaluate_run(_home(args), args.run, epoch=args.checkpoint, metrics=args.metrics, sampler=args.sampler,
+                       steps=args.steps, samples=args.samples, device=device)
+    print_evaluation(out, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from coldlab import __version__
 
@@ -101,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=_worker)
+
+    p = sub.add_parser("eval", help="evaluate a run again (other checkpoint, metrics, sampler or steps)")
+    p.add_argument("run", type=int)
+    p.add_argument("--checkpoint", type=int, metavar="EPOCH", help="weights of this epoch (default: the newest)")
+    p.add_argument("--metrics", nargs="+", metavar="NAME", help="metrics (default: the run's eval.metrics)")
+    p.add_argument("--sampler", metavar="NAME", help="sample with this sampler instead of the run's")
+    p.add_argument("--steps", type=int, metavar="S", help="number of sampling steps (samplers with a steps parameter)")
+    p.add_argument("--samples", type=int, metavar="N", help="generated samples (default: the run's eval.samples)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
+    p.add_argument("--home", help=home_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_eval)
 
     p = sub.add_parser("ls", help="list runs")
     p.add_argument("--home", help=home_help)

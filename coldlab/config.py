@@ -58,8 +58,11 @@ class EvalSettings:
     every: int = param(5, "evaluate every this many epochs (and after the last)")
     samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)")
     grid: int = param(64, "samples in each saved grid")
-    metrics: list[str] = param([], "metric plugins to evaluate")
-    seed: int = param(1234, "seed of the fixed batch of start points")
+    metrics: list[str | dict] = param([], "metric plugins to evaluate: names, or tables with a name and parameters")
+    seed: int = param(1234, "seed of the fixed batch of start points (and of every random draw in evaluation)")
+    final_metrics: list[str | dict] = param([], "metrics evaluated only after the last epoch (costly ones)")
+    batch_size: int = param(250, "samples generated (and images reconstructed) per batch in evaluation")
+    keep_weights: bool = param(True, "save the sampling weights at every evaluation epoch (for coldlab eval --checkpoint)")
 
 
 EXPERIMENT_KEYS = ("study", "name", "seeds", "train", "eval", *COMPONENT_KEYS)
@@ -114,6 +117,22 @@ def _settings(cls: type, values: Any, what: str) -> dict[str, Any]:
     return {**dataclasses.asdict(cls()), **clean}
 
 
+def resolve_metrics(registry: Any, metrics: list[Any], *, key: str = "metrics", taken: set[str] = frozenset()) -> list[dict[str, Any]]:
+    """Every entry of ``eval.<key>`` as a full table (name and all parameters); names must be unique."""
+    resolved, seen = [], set(taken)
+    for metric in metrics:
+        try:
+            full = registry.resolve("metric", metric)
+        except ColdlabError as err:
+            raise err.at("eval", key) from None
+        if full["name"] in seen:
+            raise ColdlabError(f"metric {full['name']!r} is listed twice", hint="list each metric once (in metrics or final_metrics)",
+                               where=("eval", key))
+        seen.add(full["name"])
+        resolved.append(full)
+    return resolved
+
+
 def _resolve_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
     unknown = [k for k in raw if k not in EXPERIMENT_KEYS]
     if unknown:
@@ -134,11 +153,9 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
             raise err.at(key) from None
     train = _settings(TrainSettings, raw.get("train", {}), "train")
     evaluation = _settings(EvalSettings, raw.get("eval", {}), "eval")
-    known_metrics = registry.names("metric")
-    for metric in evaluation["metrics"]:
-        if metric not in known_metrics:
-            raise ColdlabError(f"unknown metric {metric!r}{suggest(metric, known_metrics)}",
-                               hint="registered metrics: " + (", ".join(known_metrics) or "none yet"), where=("eval", "metrics"))
+    evaluation["metrics"] = resolve_metrics(registry, evaluation["metrics"])
+    evaluation["final_metrics"] = resolve_metrics(registry, evaluation["final_metrics"], key="final_metrics",
+                                                  taken={m["name"] for m in evaluation["metrics"]})
     try:
         sampler = registry.build("sampler", resolved["sampler"])
         degradation = registry.build("degradation", resolved["degradation"])

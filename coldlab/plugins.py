@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "coldlab.default_plugins.networks",
     "coldlab.default_plugins.samplers",
     "coldlab.default_plugins.datasets",
+    "coldlab.default_plugins.metrics",
 )
 
 BUILTIN = "coldlab"
@@ -114,8 +115,8 @@ class Registry:
                 clean[key] = self.build(nested_kind, raw)
             except ColdlabError as err:
                 raise err.at(key) from None
-        params = params_cls(**clean)
         try:
+            params = params_cls(**clean)
             component = entry.cls(params, **context)
         except ColdlabError:
             raise
@@ -134,6 +135,10 @@ class Registry:
         name, values = self._split(kind, spec)
         params_cls = self.get(kind, name).cls.Params
         clean, nested = validate(params_cls, values, component=f"{kind} {name!r}")
+        try:
+            params_cls(**clean)
+        except (ValueError, TypeError) as err:
+            raise ColdlabError(f"{kind} {name!r} rejected its parameters: {err}") from None
         full = {"name": name, **dataclasses.asdict(params_cls())}
         full.update(clean)
         for key, nested_kind in nested.items():

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from coldlab.store import artifacts, connect, get_run, list_runs, metric_series
+from coldlab.store import artifacts, connect, evaluations, get_run, list_runs, metric_series
 
 
 def _latest(conn, run_id: int) -> dict[str, float | None]:
@@ -57,7 +57,17 @@ def run_details(home: Path, run_id: int) -> dict[str, Any]:
         "epoch": r["epoch"], "epochs": r["epochs"], "step": r["step"], "device": r["device"], "attempts": r["attempts"],
         "config": json.loads(r["config"]), "metrics": metric_series(conn, run_id),
         "artifacts": [{"kind": a["kind"], "path": a["path"], "epoch": a["epoch"]} for a in artifacts(conn, run_id)],
+        "evaluations": evaluations(conn, run_id),
     }
+
+
+def describe_value(value: float | None, detail: dict[str, Any]) -> str:
+    """A metric value as shown to people: the number, or why there is none."""
+    if detail.get("unavailable"):
+        return f"unavailable: {detail['unavailable']}"
+    if value is None:
+        return "none" + (" (p-value never above alpha: z_t never looks Gaussian)" if "first_t" in detail else "")
+    return f"{value:.6g}"
 
 
 def print_show(home: Path, run_id: int, as_json: bool) -> int:
@@ -73,7 +83,20 @@ def print_show(home: Path, run_id: int, as_json: bool) -> int:
     console.print_json(json.dumps(details["config"]))
     for name, series in details["metrics"].items():
         tail = ", ".join(f"{p['step']}: {p['value']:.4g}" for p in series[-8:] if p["value"] is not None)
+        last = series[-1]
+        if last["value"] is None:
+            tail = (tail + "; " if tail else "") + f"last: {describe_value(None, last['detail'] or {})}"
         console.print(f"{name} ({len(series)} points): {tail}")
+    if details["evaluations"]:
+        table = Table(title="evaluations")
+        for col in ("id", "origin", "epoch", "sampler", "metric", "value"):
+            table.add_column(col, overflow="fold")
+        for e in details["evaluations"]:
+            sampler = e["sampler"]["name"] + "".join(f" {k}={v}" for k, v in e["sampler"].items() if k == "steps" and v is not None)
+            for i, (name, v) in enumerate(e["values"].items()):
+                head = (str(e["id"]), e["origin"], str(e["epoch"]), sampler) if i == 0 else ("", "", "", "")
+                table.add_row(*head, name, describe_value(v["value"], v["detail"]))
+        console.print(table)
     for a in details["artifacts"]:
         console.print(f"{a['kind']} epoch {a['epoch']}: {a['path']}")
     return 0

@@ -12,7 +12,7 @@ import torch
 from coldlab import ColdlabError
 from coldlab.config import load_experiments
 from coldlab.engine.checkpoint import checkpoints
-from coldlab.engine.trainer import StopRequested, Trainer
+from coldlab.engine.trainer import Reporter, StopRequested, Trainer
 from coldlab.plugins import get_registry
 from coldlab.store import claim, connect, enqueue, get_run, metric_series
 
@@ -38,11 +38,19 @@ sampler = "cold-improved"
 """
 
 
-class Recorder:
+class Recorder(Reporter):
     """A reporter that keeps everything in memory and can ask the run to stop at a given step."""
 
     def __init__(self, stop_at=None, status="interrupted"):
         self.rows, self.files, self.stop_at, self.status = [], [], stop_at, status
+        self.evaluations = {}
+
+    def has_evaluation(self, key):
+        return key in self.evaluations
+
+    def evaluation(self, *, key, results, **info):
+        self.evaluations[key] = {"results": {r.name: r for r in results}, **info}
+        return len(self.evaluations)
 
     def metrics(self, rows):
         self.rows.extend(rows)

@@ -29,6 +29,11 @@ def _randn(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(z.shape, generator=generator, device=device, dtype=z.dtype).to(z.device)
 
 
+
+def _check_steps(steps: int | None) -> None:
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1 (or unset for every step), got {steps}")
+
 class DDPMSampler(Sampler):
     """Ancestral sampling (Ho et al.); sigma_t^2 = beta_t or the posterior variance.
 
@@ -43,6 +48,9 @@ class DDPMSampler(Sampler):
         variance: Literal["beta", "posterior"] = param("beta", "sigma_t^2: beta_t, or beta_t (1 - ab_{t-1}) / (1 - ab_t)")
         noise: bool = param(True, "add sigma_t * N(0, I) before the last move (false: the deterministic mean path)")
         steps: int | None = param(None, "respace on this many steps (None: every step)")
+
+        def __post_init__(self) -> None:
+            _check_steps(self.steps)
 
     def step(self, net, degradation, z, t, t_next, *, y, generator):
         schedule = degradation.schedule
@@ -75,6 +83,9 @@ class DDIMSampler(Sampler):
         clip_x0: bool = param(True, "clamp each x0 estimate to [-clip_value, clip_value] (as diffusers does by default)")
         clip_value: float = param(1.0, "bound used by clip_x0 (0.5 fits MNIST-scaled data exactly)")
 
+        def __post_init__(self) -> None:
+            _check_steps(self.steps)
+
     def check(self, degradation):
         super().check(degradation)
         if self.params.eta > 0 and degradation.noise_kind != "gaussian":
@@ -98,6 +109,9 @@ class _ColdSampler(Sampler):
     @dataclasses.dataclass
     class Params:
         steps: int | None = param(None, "visit this many evenly spaced steps (None: every step)")
+
+        def __post_init__(self) -> None:
+            _check_steps(self.steps)
 
     def estimate(self, net, degradation, z, t, y):
         x0 = degradation.x0_from_output(z, t, predict(net, degradation, z, t, y))

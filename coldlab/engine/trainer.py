@@ -10,28 +10,46 @@ stop mid-epoch (cancel, Ctrl-C), with the position inside the epoch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
+import os
+import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
 
+from coldlab.config import EvalSettings, TrainSettings
 from coldlab.engine.checkpoint import load_latest, save_checkpoint
 from coldlab.engine.data import load_run_data
+from coldlab.engine.evaluation import EvalContext, MetricResult, build_metrics, evaluate, save_samples
 from coldlab.errors import ColdlabError
 from coldlab.plugins import Registry
 
 
-class Reporter(Protocol):
-    """Where a run's progress goes (the store, in a worker)."""
+class Reporter:
+    """Where a run's progress goes (the store, in a worker); this base records nothing."""
 
-    def metrics(self, rows: list[tuple[str, int, int | None, float | None, dict | None]]) -> None: ...
-    def artifact(self, kind: str, path: str, epoch: int | None, step: int | None) -> None: ...
+    def metrics(self, rows: list[tuple[str, int, int | None, float | None, dict | None]]) -> None:
+        """Append (name, step, epoch, value, detail) rows to the run's metric series."""
+
+    def artifact(self, kind: str, path: str, epoch: int | None, step: int | None) -> None:
+        """Record a file the run produced."""
+
     def progress(self, epoch: int, step: int, total_steps: int) -> str | None:
         """Record progress; return a status (``"cancelled"``, ``"interrupted"``) if the run must stop."""
-        ...
+        return None
+
+    def has_evaluation(self, key: str) -> bool:
+        """Whether the evaluation ``key`` (``training:EPOCH``) is already recorded."""
+        return False
+
+    def evaluation(self, *, key: str, epoch: int, step: int, sampler: dict[str, Any], settings: dict[str, Any],
+                   results: list[MetricResult], seconds: float) -> int | None:
+        """Record one evaluation; its values also join the run's metric series at ``step``."""
+        return None
 
 
 class StopRequested(Exception):
@@ -47,9 +65,12 @@ class Trainer:
 
     def __init__(self, spec: dict[str, Any], run_dir: Path, *, registry: Registry, reporter: Reporter,
                  device: str = "cpu", cache_dir: Path | None = None) -> None:
-        self.spec, self.run_dir, self.reporter = spec, Path(run_dir), reporter
+        self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
+        self.cache_dir = Path(cache_dir) if cache_dir else self.run_dir / "cache"
         self.device = torch.device(device)
-        self.train_cfg, self.eval_cfg = spec["train"], spec["eval"]
+        # settings added after a run was queued take their defaults
+        self.train_cfg = {**dataclasses.asdict(TrainSettings()), **spec["train"]}
+        self.eval_cfg = {**dataclasses.asdict(EvalSettings()), **spec["eval"]}
         seed = self.train_cfg["seed"]
         self.data = load_run_data(registry, spec["dataset"], val_fraction=self.train_cfg["val_fraction"], seed=seed,
                                   max_images=self.train_cfg["max_train_images"], device=self.device)
@@ -60,7 +81,7 @@ class Trainer:
         self.sampler = registry.build("sampler", spec["sampler"])
         self.sampler.check(self.degradation)
         self.prior = registry.build("prior", spec["prior"])
-        self.prior.fit_cached(self.data.train.cpu(), self.degradation, cache_dir or self.run_dir / "cache")
+        self.prior.fit_cached(self.data.train.cpu(), self.degradation, self.cache_dir)
         torch.manual_seed(seed)
         self.net = registry.build("network", spec["network"], shape=self.data.shape, num_classes=self.data.num_classes).to(self.device)
         self.conditional = bool(spec["network"].get("conditional", False))
@@ -165,31 +186,85 @@ class Trainer:
             n += x.shape[0]
         return total / n
 
-    @torch.no_grad()
-    def sample_grid(self, epoch: int) -> Path:
-        """Samples from a fixed batch of start points (the same for every epoch and run), saved as PNG."""
-        n = self.eval_cfg["grid"]
-        start_gen = torch.Generator().manual_seed(self.eval_cfg["seed"])
-        z = self.prior.sample(n, self.data.shape, generator=start_gen).to(self.device)
-        net = self.ema if self.ema is not None else self.net
-        net.eval()
-        images = self.sampler.sample(net, self.degradation, z, generator=torch.Generator(device=self.device).manual_seed(self.eval_cfg["seed"])).images
+    # ---- evaluation --------------------------------------------------------------------
+    @property
+    def sampling_net(self) -> torch.nn.Module:
+        """The weights samples come from: the EMA copy when there is one."""
+        return self.ema if self.ema is not None else self.net
+
+    def eval_context(self, *, sampler: Any = None, samples: int | None = None) -> EvalContext:
+        """An :class:`EvalContext` for the current sampling weights."""
+        return EvalContext(
+            registry=self.registry, dataset_spec=self.spec["dataset"], net=self.sampling_net, degradation=self.degradation,
+            sampler=sampler or self.sampler, prior=self.prior, shape=self.data.shape, num_classes=self.data.num_classes,
+            value_range=self.data.value_range, device=self.device,
+            samples=self.eval_cfg["samples"] if samples is None else samples, batch_size=self.eval_cfg["batch_size"],
+            seed=self.eval_cfg["seed"], cache_dir=self.cache_dir, train_images=self.data.train.cpu(),
+            train_labels=self.data.train_labels.cpu(), train_loss=self.train_cfg["loss"], on_batch=self.beat,
+        )
+
+    def is_eval_epoch(self, epoch: int) -> bool:
+        every = self.eval_cfg["every"]
+        return epoch > 0 and ((every and epoch % every == 0) or epoch == self.train_cfg["epochs"])
+
+    def save_weights(self, epoch: int) -> Path:
+        """The sampling weights of an evaluation epoch, for ``coldlab eval --checkpoint EPOCH``."""
+        path = self.run_dir / f"weights-{epoch:04d}.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save({"model": self.sampling_net.state_dict(), "epoch": epoch, "step": self.step, "ema": self.ema is not None}, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def save_grid(self, images: torch.Tensor, path: Path) -> Path:
         lo, hi = self.data.value_range
-        path = self.run_dir / f"grid-{epoch:04d}.png"
+        n = images.shape[0]
         save_image(((images.float().cpu() - lo) / (hi - lo)).clamp(0, 1), path, nrow=max(1, int(math.sqrt(n))))
         return path
+
+    def evaluate_epoch(self, epoch: int) -> None:
+        """Weights, sample grid and metrics of an evaluation epoch; parts already recorded are skipped,
+        so an evaluation interrupted half-way is completed when the run resumes."""
+        if self.eval_cfg["keep_weights"]:
+            self.save_weights(epoch)
+        key = f"training:{epoch}"
+        specs = self.eval_cfg["metrics"] + (self.eval_cfg["final_metrics"] if epoch == self.train_cfg["epochs"] else [])
+        grid_path = self.run_dir / f"grid-{epoch:04d}.png"
+        need_metrics = bool(specs) and not self.reporter.has_evaluation(key)
+        if grid_path.exists() and not need_metrics:
+            return
+        ctx = self.eval_context()
+        metrics = build_metrics(self.registry, specs) if need_metrics else []
+        wants_samples = any(m.source == "samples" for _, m in metrics) and ctx.n_samples >= self.eval_cfg["grid"]
+        if not grid_path.exists():
+            grid = ctx.samples()[: self.eval_cfg["grid"]] if wants_samples else torch.cat(list(ctx.generate(self.eval_cfg["grid"])))
+            self.save_grid(grid, grid_path)
+            self.reporter.artifact("grid", str(grid_path), epoch, self.step)
+        if not need_metrics:
+            return
+        start = time.perf_counter()
+        results = evaluate(ctx, metrics)
+        seconds = time.perf_counter() - start
+        if ctx.has_samples:
+            path = save_samples(ctx.samples(), ctx, self.run_dir / f"samples-{epoch:04d}.pt")
+            self.reporter.artifact("samples", str(path), epoch, self.step)
+        self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler=self.spec["sampler"],
+                                 settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
+                                 results=results, seconds=seconds)
 
     def run(self, *, resume: bool = True) -> str:
         """Train to the configured number of epochs; returns ``"finished"``.
 
-        Raises :class:`StopRequested` (after checkpointing) when the reporter asks it to stop
-        (cancel, Ctrl-C), and checkpoints before letting a ``KeyboardInterrupt`` through.
+        After every epoch: losses, then a checkpoint, then (at evaluation epochs) weights, grid and
+        metrics. Raises :class:`StopRequested` (after checkpointing) when the reporter asks it to
+        stop (cancel, Ctrl-C), and checkpoints before letting a ``KeyboardInterrupt`` through.
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.restore()
-        epochs, every = self.train_cfg["epochs"], self.eval_cfg["every"]
+        epochs = self.train_cfg["epochs"]
         try:
+            if self.is_eval_epoch(self.epoch) and self.partial is None:
+                self.evaluate_epoch(self.epoch)  # finish an evaluation a stop cut short
             while self.epoch < epochs:
                 epoch = self.epoch + 1
                 train_loss = self.train_epoch(epoch)
@@ -197,14 +272,19 @@ class Trainer:
                 rows = [("train_loss", epoch, epoch, train_loss, None)]
                 if val_loss is not None:
                     rows.append(("val_loss", epoch, epoch, val_loss, None))
-                if (every and epoch % every == 0) or epoch == epochs:
-                    path = self.sample_grid(epoch)
-                    self.reporter.artifact("grid", str(path), epoch, self.step)
                 self.reporter.metrics(rows)
                 self.epoch, self.partial = epoch, None
                 self.checkpoint()
+                if self.is_eval_epoch(epoch):
+                    self.evaluate_epoch(epoch)
                 self.beat()
         except (StopRequested, KeyboardInterrupt):
             self.checkpoint()
             raise
         return "finished"
+
+
+def eval_settings(metrics: list[dict[str, Any]], ctx: EvalContext, weights: str, **extra: Any) -> dict[str, Any]:
+    """What an evaluation was computed from (stored with it)."""
+    return {"samples": ctx.n_samples, "batch_size": ctx.batch_size, "seed": ctx.seed, "weights": weights,
+            "metrics": list(metrics), "device": str(ctx.device), **extra}

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from coldlab.engine.trainer import StopRequested, Trainer
+from coldlab.engine.trainer import Reporter, StopRequested, Trainer
 from coldlab.errors import ColdlabError
 from coldlab.plugins import get_registry
-from coldlab.store import claim, connect, finish, heartbeat, record_artifact, record_metrics
+from coldlab.store import claim, connect, finish, has_evaluation, heartbeat, record_artifact, record_evaluation, record_metrics
 
 LEASE_S = float(os.environ.get("COLDLAB_LEASE_S", "30"))  # a run whose worker is silent this long is requeued
 BEAT_S = min(3.0, LEASE_S / 3)
@@ -31,7 +31,7 @@ def run_dir(home: Path, run_id: int) -> Path:
     return Path(home) / "runs" / f"{run_id:05d}"
 
 
-class StoreReporter:
+class StoreReporter(Reporter):
     """Sends a run's metrics and artifacts to the store; a heartbeat thread keeps its lease."""
 
     def __init__(self, db: Path, run_id: int, worker: str, stop_flag: threading.Event) -> None:
@@ -62,6 +62,17 @@ class StoreReporter:
 
     def artifact(self, kind, path, epoch, step):
         record_artifact(self.conn, self.run_id, kind, path, epoch=epoch, step=step)
+
+    def has_evaluation(self, key):
+        return has_evaluation(self.conn, f"run{self.run_id}:{key}")
+
+    def evaluation(self, *, key, epoch, step, sampler, settings, results, seconds):
+        eval_id, _ = record_evaluation(
+            self.conn, self.run_id, origin="training", epoch=epoch, step=step, sampler=sampler, settings=settings,
+            results=[(r.name, r.value, r.row_detail()) for r in results], seconds=seconds,
+            key=f"run{self.run_id}:{key}", series=True,
+        )
+        return eval_id
 
     def progress(self, epoch, step, total_steps):
         self.epoch, self.step, self.total = epoch, step, total_steps

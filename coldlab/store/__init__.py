@@ -6,7 +6,15 @@ Writers use :func:`connect` (WAL, ``synchronous=NORMAL``, a busy timeout) and
 """
 
 from coldlab.store.connection import connect, transaction
-from coldlab.store.metrics import artifacts, metric_series, record_artifact, record_metrics
+from coldlab.store.metrics import (
+    artifacts,
+    evaluations,
+    has_evaluation,
+    metric_series,
+    record_artifact,
+    record_evaluation,
+    record_metrics,
+)
 from coldlab.store.queue import (
     claim,
     enqueue,
@@ -25,13 +33,16 @@ __all__ = [
     "claim",
     "connect",
     "enqueue",
+    "evaluations",
     "finish",
     "get_run",
+    "has_evaluation",
     "heartbeat",
     "list_runs",
     "mark",
     "metric_series",
     "record_artifact",
+    "record_evaluation",
     "record_metrics",
     "request_cancel",
     "requeue",

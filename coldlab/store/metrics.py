@@ -52,3 +52,54 @@ def artifacts(conn: sqlite3.Connection, run_id: int, kind: str | None = None) ->
         sql += " AND kind = ?"
         args.append(kind)
     return conn.execute(sql + " ORDER BY created, path", args).fetchall()
+
+
+def record_evaluation(conn: sqlite3.Connection, run_id: int, *, origin: str, epoch: int | None, step: int | None,
+                      sampler: dict[str, Any], settings: dict[str, Any], results: list[tuple[str, float | None, dict]],
+                      seconds: float | None = None, key: str | None = None, series: bool = False) -> tuple[int, bool]:
+    """Store one evaluation and its (name, value, detail) results in one transaction.
+
+    ``key`` makes it idempotent (a training evaluation is keyed ``training:EPOCH``, so a resumed
+    run does not record it twice); ``series = True`` also appends the values to the run's metric
+    series at ``step`` (what curves and sparklines read). Returns (evaluation id, created).
+    """
+    now = time.time()
+    with transaction(conn):
+        if key is not None:
+            row = conn.execute("SELECT id FROM evaluations WHERE key = ?", (key,)).fetchone()
+            if row:
+                return int(row["id"]), False
+        cur = conn.execute(
+            "INSERT INTO evaluations (run_id, key, origin, epoch, step, sampler, settings, seconds, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, key, origin, epoch, step, json.dumps(sampler, sort_keys=True), json.dumps(settings, sort_keys=True), seconds, now),
+        )
+        eval_id = int(cur.lastrowid)
+        conn.executemany(
+            "INSERT INTO evaluation_values (evaluation_id, name, value, detail) VALUES (?, ?, ?, ?)",
+            [(eval_id, n, v, json.dumps({**d, "evaluation": eval_id})) for n, v, d in results],
+        )
+        if series:
+            conn.executemany(
+                "INSERT OR IGNORE INTO metrics (run_id, name, step, epoch, value, detail, recorded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, n, step, epoch, v, json.dumps({**d, "evaluation": eval_id}), now) for n, v, d in results],
+            )
+        return eval_id, True
+
+
+def has_evaluation(conn: sqlite3.Connection, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM evaluations WHERE key = ?", (key,)).fetchone() is not None
+
+
+def evaluations(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+    """Every evaluation of a run, oldest first, each with its values as name -> {value, detail}."""
+    out = []
+    for e in conn.execute("SELECT * FROM evaluations WHERE run_id = ? ORDER BY id", (run_id,)).fetchall():
+        values = {
+            v["name"]: {"value": v["value"], "detail": json.loads(v["detail"]) if v["detail"] else {}}
+            for v in conn.execute("SELECT * FROM evaluation_values WHERE evaluation_id = ? ORDER BY name", (e["id"],))
+        }
+        out.append({"id": e["id"], "origin": e["origin"], "epoch": e["epoch"], "step": e["step"],
+                    "sampler": json.loads(e["sampler"]), "settings": json.loads(e["settings"]), "seconds": e["seconds"],
+                    "created": e["created"], "values": values})
+    return out

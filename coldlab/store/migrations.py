@@ -67,6 +67,35 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_evaluations(conn: sqlite3.Connection) -> None:
+    """One row per evaluation (during training or by ``coldlab eval``) and its metric values."""
+    conn.execute(
+        """CREATE TABLE evaluations (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            key TEXT UNIQUE,
+            origin TEXT NOT NULL,
+            epoch INTEGER,
+            step INTEGER,
+            sampler TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            seconds REAL,
+            created REAL NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX evaluations_run ON evaluations (run_id, id)")
+    conn.execute(
+        """CREATE TABLE evaluation_values (
+            evaluation_id INTEGER NOT NULL REFERENCES evaluations (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            value REAL,
+            detail TEXT,
+            PRIMARY KEY (evaluation_id, name)
+        ) WITHOUT ROWID"""
+    )
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction; return their names."""
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")

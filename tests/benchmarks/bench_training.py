@@ -24,14 +24,12 @@ if "COLDLAB_DATA" not in os.environ and (REPO.parent / "shared" / "datasets").is
     os.environ["COLDLAB_DATA"] = str(REPO.parent / "shared" / "datasets")
 
 from coldlab.config import EvalSettings, TrainSettings  # noqa: E402
-from coldlab.engine.trainer import Trainer  # noqa: E402
+from coldlab.engine.trainer import Reporter, Trainer  # noqa: E402
 from coldlab.plugins import get_registry  # noqa: E402
 
 
-class NullReporter:
-    def metrics(self, rows): pass  # noqa: E704
-    def artifact(self, kind, path, epoch, step): pass  # noqa: E704
-    def progress(self, epoch, step, total): return None  # noqa: E704
+class NullReporter(Reporter):
+    """Records nothing."""
 
 
 def spec(steps: int, batch_size: int) -> dict:

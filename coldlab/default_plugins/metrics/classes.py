@@ -1,0 +1,61 @@
+"""``class-histogram``: which classes the generated samples look like (report 000's digit bias).
+
+The dataset's small classifier (see ``classifier.py``) labels every generated sample. The value
+is the entropy, in bits, of the predicted-class histogram (log2(classes) when every class is
+equally frequent, 0 when all samples look alike). ``detail`` has the counts, the share of
+samples classified with confidence >= ``threshold``, and per sample the predicted class and
+confidence (max softmax probability), with the indices of the most and least confident
+samples so reports can show best and worst samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+
+from coldlab import param
+from coldlab.components.metric import Metric, MetricValue, SampleBatch
+from coldlab.default_plugins.metrics.classifier import classifier_for
+
+
+class ClassHistogram(Metric):
+    """Histogram, entropy and confidence of the classifier's predictions on generated samples."""
+
+    source = "samples"
+
+    @dataclasses.dataclass
+    class Params:
+        threshold: float = param(0.9, "confidence above which a sample counts as confidently classified")
+        keep: int = param(16, "how many best and worst sample indices to keep")
+        epochs: int = param(5, "epochs to train a classifier for datasets without bundled weights")
+
+    def reset(self, ctx: Any) -> None:
+        self.model, self.info = classifier_for(ctx, epochs=self.params.epochs)
+        self.num_classes = ctx.num_classes
+        self.predicted: list[torch.Tensor] = []
+        self.confidence: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def update(self, batch: SampleBatch) -> None:
+        probs = self.model(batch.images.float()).softmax(1)
+        conf, pred = probs.max(1)
+        self.predicted.append(pred.cpu())
+        self.confidence.append(conf.cpu())
+
+    def compute(self) -> MetricValue:
+        pred, conf = torch.cat(self.predicted), torch.cat(self.confidence)
+        counts = torch.bincount(pred, minlength=self.num_classes)
+        share = counts.double() / counts.sum()
+        entropy = 0.0 - sum(float(p) * math.log2(float(p)) for p in share if p > 0)
+        order = torch.argsort(conf, descending=True)
+        keep = min(self.params.keep, len(order))
+        return MetricValue(entropy, {
+            "counts": counts.tolist(), "entropy_bits": entropy, "max_entropy_bits": math.log2(self.num_classes),
+            "confident_share": float((conf >= self.params.threshold).double().mean()), "threshold": self.params.threshold,
+            "predicted": pred.tolist(), "confidence": [round(float(c), 5) for c in conf],
+            "best": order[:keep].tolist(), "worst": order.flip(0)[:keep].tolist(),
+            "classifier_sha256": self.info["sha256"], "classifier_source": self.info["source"],
+        })

@@ -1,0 +1,217 @@
+"""Evaluation: run a run's metric plugins against one set of weights.
+
+The :class:`EvalContext` generates what metrics consume once per evaluation and shares it:
+``eval.samples`` unconditional samples from the prior's fixed start points (seed
+``eval.seed``, so two evaluations of the same weights give the same numbers), and
+conditional reconstructions of the test set for each requested step t. It also keeps a
+disk cache (``HOME/cache``) for statistics of real images and for trained classifiers, so
+a second run never recomputes them.
+
+A metric that raises :class:`MetricUnavailable` is recorded with ``value = None`` and
+``detail = {"unavailable": reason}``; every other error propagates (nothing is hidden).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from coldlab.components.metric import Metric, MetricUnavailable, ReconstructionBatch, SampleBatch
+from coldlab.engine.data import load_dataset
+from coldlab.errors import ColdlabError
+from coldlab.plugins import Registry
+
+
+def spec_key(data: Any) -> str:
+    """A short stable hash of JSON-able data (cache keys)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+@dataclasses.dataclass
+class MetricResult:
+    """What an evaluation records for one metric."""
+
+    name: str
+    spec: dict[str, Any]
+    value: float | None
+    detail: dict[str, Any]
+    unavailable: str | None
+    seconds: float
+
+    def row_detail(self) -> dict[str, Any]:
+        detail = dict(self.detail)
+        if self.unavailable is not None:
+            detail["unavailable"] = self.unavailable
+        detail["params"] = {k: v for k, v in self.spec.items() if k != "name"}
+        return detail
+
+
+class EvalContext:
+    """Everything a metric may read: the run's components, its data and the caches."""
+
+    def __init__(self, *, registry: Registry, dataset_spec: dict[str, Any], net: torch.nn.Module, degradation: Any,
+                 sampler: Any, prior: Any, shape: tuple[int, int, int], num_classes: int,
+                 value_range: tuple[float, float], device: torch.device | str, samples: int, batch_size: int,
+                 seed: int, cache_dir: Path, train_images: torch.Tensor | None = None,
+                 train_labels: torch.Tensor | None = None, train_loss: str = "mse",
+                 on_batch: Callable[[], None] | None = None) -> None:
+        self.registry, self.dataset_spec = registry, dataset_spec
+        self.net, self.degradation, self.sampler, self.prior = net, degradation, sampler, prior
+        self.shape, self.num_classes, self.value_range = tuple(shape), num_classes, tuple(value_range)
+        self.device = torch.device(device)
+        self.n_samples, self.batch_size, self.seed = int(samples), max(1, int(batch_size)), int(seed)
+        self.cache_dir = Path(cache_dir)
+        self.train_images, self.train_labels = train_images, train_labels
+        self.train_loss = train_loss
+        self.conditional = bool(getattr(getattr(net, "params", None), "conditional", False))
+        self.on_batch = on_batch or (lambda: None)
+        self._samples: torch.Tensor | None = None
+        self._reconstructions: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.shared: dict[str, Any] = {}  # per-evaluation objects metrics share (the classifier)
+        self.sampling_seconds = 0.0
+
+    # ---- data --------------------------------------------------------------------------
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dataset's test split (CPU tensors, cached per process)."""
+        return load_dataset(self.registry, self.dataset_spec, "test")
+
+    def train_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.train_images is not None and self.train_labels is not None:
+            return self.train_images, self.train_labels
+        return load_dataset(self.registry, self.dataset_spec, "train")
+
+    def network_output(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's output for z_t at steps t (labels only for a conditional network)."""
+        t_frac = t.to(z.dtype) / self.degradation.T
+        return self.net(z, t_frac, y) if self.conditional else self.net(z, t_frac)
+
+    def to_unit(self, images: torch.Tensor) -> torch.Tensor:
+        """Images mapped from the dataset's value range to [0, 1], clamped."""
+        lo, hi = self.value_range
+        return ((images - lo) / (hi - lo)).clamp(0, 1)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.seed + offset)
+
+    # ---- generation --------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, n: int, batch_size: int | None = None) -> Iterator[torch.Tensor]:
+        """``n`` unconditional samples in batches, from fixed start points (seed ``eval.seed``)."""
+        batch_size = batch_size or self.batch_size
+        start_gen = torch.Generator().manual_seed(self.seed)
+        step_gen = self.generator(1)
+        self.net.eval()
+        for i in range(0, n, batch_size):
+            b = min(batch_size, n - i)
+            z = self.prior.sample(b, self.shape, generator=start_gen).to(self.device)
+            yield self.sampler.sample(self.net, self.degradation, z, generator=step_gen).images
+            self.on_batch()
+
+    @property
+    def has_samples(self) -> bool:
+        """Whether this evaluation generated its samples."""
+        return self._samples is not None
+
+    def use_samples(self, images: torch.Tensor) -> None:
+        """Evaluate these images instead of generating samples (images made elsewhere; tests)."""
+        self._samples = images.to(self.device)
+
+    def samples(self) -> torch.Tensor:
+        """The evaluation's ``eval.samples`` generated samples (made once, shared by every metric)."""
+        if self._samples is None:
+            start = time.perf_counter()
+            self._samples = torch.cat(list(self.generate(self.n_samples)))
+            self.sampling_seconds += time.perf_counter() - start
+        return self._samples
+
+    @torch.no_grad()
+    def reconstructions(self, t: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(originals, reconstructions, labels) of the first ``n`` test images (0: all) degraded to
+        step ``t`` with fixed noise and sampled back from ``t`` by the run's sampler."""
+        if not 1 <= t <= self.degradation.T:
+            raise ColdlabError(f"reconstruction step {t} is outside 1..{self.degradation.T}",
+                               hint="choose t (or levels) within the degradation's steps", where=("eval", "metrics"))
+        images, labels = self.test_set()
+        n = images.shape[0] if n <= 0 else min(n, images.shape[0])
+        key = (t, n)
+        if key not in self._reconstructions:
+            noise_gen, step_gen = self.generator(2), self.generator(3)
+            outs = []
+            self.net.eval()
+            for i in range(0, n, self.batch_size):
+                x = images[i : min(n, i + self.batch_size)].to(self.device)
+                y = labels[i : i + x.shape[0]].to(self.device) if self.conditional else None
+                z = self.degradation.degrade(x, t, self.degradation.sample_noise(x, noise_gen))
+                outs.append(self.sampler.sample(self.net, self.degradation, z, t_start=t, y=y, generator=step_gen).images)
+                self.on_batch()
+            self._reconstructions[key] = (images[:n].to(self.device), torch.cat(outs), labels[:n].to(self.device))
+        return self._reconstructions[key]
+
+    def batches(self, source: str, metric: Metric) -> Iterator[SampleBatch | ReconstructionBatch]:
+        """The inputs of a metric with ``source`` ``"samples"`` or ``"reconstructions"``, in batches."""
+        if source == "samples":
+            samples = self.samples()
+            for i in range(0, samples.shape[0], self.batch_size):
+                yield SampleBatch(samples[i : i + self.batch_size])
+        elif source == "reconstructions":
+            for t in metric.reconstruction_steps(self.degradation.T):
+                originals, recon, labels = self.reconstructions(t, metric.reconstruction_images())
+                for i in range(0, originals.shape[0], self.batch_size):
+                    sl = slice(i, i + self.batch_size)
+                    yield ReconstructionBatch(t, originals[sl], recon[sl], labels[sl])
+        else:
+            raise ValueError(f"unknown metric source {source!r}")
+
+    # ---- disk cache --------------------------------------------------------------------
+    def cached(self, kind: str, key: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """``compute()`` once per (kind, key) on this machine; later calls load it from ``HOME/cache``."""
+        path = self.cache_dir / kind / f"{spec_key(key)}.pt"
+        if path.exists():
+            return torch.load(path, map_location="cpu", weights_only=True)
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({k: v.detach().cpu() for k, v in value.items()}, tmp)
+        os.replace(tmp, path)
+        return value
+
+
+def evaluate(ctx: EvalContext, metrics: list[tuple[dict[str, Any], Metric]]) -> list[MetricResult]:
+    """Evaluate each (resolved spec, metric) in order; unavailable metrics are recorded as such."""
+    results = []
+    for spec, metric in metrics:
+        start = time.perf_counter()
+        try:
+            out = metric.evaluate(ctx)
+            value = None if out.value is None else float(out.value)
+            result = MetricResult(spec["name"], spec, value, out.detail, None, 0.0)
+        except MetricUnavailable as why:
+            result = MetricResult(spec["name"], spec, None, {}, str(why), 0.0)
+        result.seconds = time.perf_counter() - start
+        results.append(result)
+    return results
+
+
+def build_metrics(registry: Registry, specs: list[Any]) -> list[tuple[dict[str, Any], Metric]]:
+    """Resolve and build the metric plugins named in ``eval.metrics``."""
+    built = []
+    for spec in specs:
+        full = registry.resolve("metric", spec)
+        built.append((full, registry.build("metric", full)))
+    return built
+
+
+def save_samples(samples: torch.Tensor, ctx: EvalContext, path: Path) -> Path:
+    """Generated samples as uint8 in [0, 255] (what reports show as best and worst samples)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save((ctx.to_unit(samples.float()) * 255).round().to(torch.uint8).cpu(), tmp)
+    os.replace(tmp, path)
+    return path

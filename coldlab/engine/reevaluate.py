@@ -1,0 +1,151 @@
+"""``coldlab eval RUN``: evaluate an existing run again, optionally with another sampler or step
+count (report 003 compares DDIM step counts on one network), and store it as a new evaluation.
+
+Weights come from ``weights-EPOCH.pt`` (saved at every evaluation epoch unless
+``eval.keep_weights = false``) or, failing that, from a training checkpoint of that epoch
+(the last two are kept). Metric parameters are the run's own (``eval.metrics``) where the
+run configured that metric, else the metric's defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from coldlab.engine.checkpoint import checkpoints
+from coldlab.engine.evaluation import MetricResult, build_metrics, evaluate, save_samples
+from coldlab.engine.trainer import Reporter, Trainer, eval_settings
+from coldlab.engine.worker import run_dir
+from coldlab.errors import ColdlabError
+from coldlab.plugins import Registry, get_registry
+from coldlab.store import connect, get_run, record_artifact, record_evaluation
+
+_WEIGHTS = re.compile(r"weights-(\d+)\.pt$")
+
+
+def available_weights(folder: Path) -> dict[int, Path]:
+    """Epoch -> file with the sampling weights at the end of that epoch: weights-EPOCH.pt, else a
+    training checkpoint taken at the end of the epoch (not one taken mid-epoch by a stop)."""
+    found = {int(m.group(1)): p for p in folder.glob("weights-*.pt") if (m := _WEIGHTS.search(p.name))}
+    for path in checkpoints(folder):
+        epoch = int(path.stem.split("-")[1])
+        if epoch not in found:
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+            except Exception:  # a torn file is not a usable checkpoint
+                continue
+            if state.get("partial") is None:
+                found[epoch] = path
+    return dict(sorted(found.items()))
+
+
+def load_weights(trainer: Trainer, path: Path) -> tuple[int, int, str]:
+    """Load sampling weights into the trainer's sampling network; returns (epoch, step, which)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if "optimizer" in state:  # a full training checkpoint
+        use_ema = trainer.ema is not None and state.get("ema") is not None
+        trainer.sampling_net.load_state_dict(state["ema"] if use_ema else state["model"])
+        return state["epoch"], state["step"], "ema" if use_ema else "model"
+    trainer.sampling_net.load_state_dict(state["model"])
+    return state["epoch"], state["step"], "ema" if state.get("ema") else "model"
+
+
+def sampler_spec(registry: Registry, run_sampler: dict[str, Any], name: str | None, steps: int | None) -> dict[str, Any]:
+    """The run's sampler, or ``name``, with ``steps`` set if given; validated."""
+    spec = dict(run_sampler) if name is None or name == run_sampler["name"] else {"name": name}
+    if steps is not None:
+        spec["steps"] = steps
+    try:
+        return registry.resolve("sampler", spec)
+    except ColdlabError as err:
+        raise err.at("--steps" if steps is not None and "steps" in str(err) else "--sampler") from None
+
+
+def metric_specs(registry: Registry, configured: list[dict[str, Any]], names: list[str] | None) -> list[dict[str, Any]]:
+    if not names:
+        if not configured:
+            raise ColdlabError("the run configured no metrics", hint="name some with --metrics, e.g. --metrics classifier-fid rmse",
+                               where=("--metrics",))
+        return configured
+    by_name = {m["name"]: m for m in configured}
+    out = []
+    for name in names:
+        try:
+            out.append(by_name.get(name) or registry.resolve("metric", name))
+        except ColdlabError as err:
+            raise err.at("--metrics") from None
+    return out
+
+
+def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: list[str] | None = None,
+                 sampler: str | None = None, steps: int | None = None, samples: int | None = None,
+                 device: str = "cpu", registry: Registry | None = None) -> dict[str, Any]:
+    """Evaluate run ``run_id`` at ``epoch`` (default: the newest weights) and store the evaluation."""
+    registry = registry or get_registry()
+    home = Path(home)
+    conn = connect(home / "coldlab.db")
+    row = get_run(conn, run_id)
+    spec = json.loads(row["config"])
+    folder = run_dir(home, run_id)
+    weights = available_weights(folder)
+    if not weights:
+        raise ColdlabError(f"run {run_id} has no saved weights in {folder}", hint="train it first (coldlab run), or check --home")
+    if epoch is None:
+        epoch = max(weights)
+    elif epoch not in weights:
+        raise ColdlabError(f"run {run_id} has no weights for epoch {epoch}",
+                           hint="epochs with weights: " + ", ".join(map(str, weights)), where=("--checkpoint",))
+    trainer = Trainer(spec, folder, registry=registry, reporter=Reporter(), device=device, cache_dir=home / "cache")
+    loaded_epoch, step, which = load_weights(trainer, weights[epoch])
+    s_spec = sampler_spec(registry, spec["sampler"], sampler, steps)
+    built_sampler = registry.build("sampler", s_spec)
+    try:
+        built_sampler.check(trainer.degradation)
+    except ColdlabError as err:
+        raise err.at("--sampler") from None
+    specs = metric_specs(registry, spec["eval"]["metrics"] + spec["eval"].get("final_metrics", []), metrics)
+    built = build_metrics(registry, specs)
+    ctx = trainer.eval_context(sampler=built_sampler, samples=samples)
+    start = time.perf_counter()
+    results = evaluate(ctx, built)
+    seconds = time.perf_counter() - start
+    settings = eval_settings(specs, ctx, which, weights_file=weights[epoch].name)
+    eval_id, _ = record_evaluation(conn, run_id, origin="eval", epoch=loaded_epoch, step=step, sampler=s_spec,
+                                   settings=settings, results=[(r.name, r.value, r.row_detail()) for r in results],
+                                   seconds=seconds)
+    if ctx.has_samples:
+        path = save_samples(ctx.samples(), ctx, folder / f"evaluation-{eval_id:05d}-samples.pt")
+        record_artifact(conn, run_id, "samples", str(path), epoch=loaded_epoch, step=step)
+    conn.close()
+    return {"evaluation": eval_id, "run": run_id, "epoch": loaded_epoch, "sampler": s_spec, "seconds": seconds,
+            "results": results}
+
+
+def format_value(result: MetricResult) -> str:
+    from coldlab.runs_view import describe_value
+
+    return describe_value(result.value, result.row_detail())
+
+
+def print_evaluation(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**out, "results": [{"name": r.name, "value": r.value, "unavailable": r.unavailable,
+                                              "detail": r.row_detail(), "seconds": r.seconds} for r in out["results"]]},
+                         indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    sampler = ", ".join(f"{k}={v}" for k, v in out["sampler"].items() if k != "name")
+    table = Table(title=f"evaluation {out['evaluation']} of run {out['run']}, epoch {out['epoch']}, "
+                        f"sampler {out['sampler']['name']} ({sampler}), {out['seconds']:.1f} s")
+    for col in ("metric", "value", "seconds"):
+        table.add_column(col, overflow="fold")
+    for r in out["results"]:
+        table.add_row(r.name, format_value(r), f"{r.seconds:.1f}", style="yellow" if r.unavailable else None)
+    Console().print(table)
