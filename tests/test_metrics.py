@@ -206,6 +206,28 @@ def test_classifier_fid_and_class_histogram_on_real_mnist(registry, tmp_path):
     assert biased["classifier-fid"].value > 20 * max(fid.value, 1e-3)
 
 
+def test_samples_are_clamped_to_the_value_range_before_metrics(registry, tmp_path):
+    """A diverged pixel (an undertrained network's +-30) counts as a saturated pixel, as in a saved image."""
+    ctx = context(registry, tmp_path)
+    x, _ = ctx.test_set()
+    ctx.use_samples(x)
+    clean = run(registry, ctx, {"name": "classifier-fid", "epochs": 2})["classifier-fid"].value
+    lo, hi = ctx.value_range
+    wild = x.clone()
+    wild[:, :, 0, 0] = 30.0
+    wild[:, :, -1, -1] = -30.0
+    ctx = context(registry, tmp_path)
+    ctx.use_samples(wild)
+    assert ctx.samples().max() == hi and ctx.samples().min() >= lo
+    saturated = x.clone()
+    saturated[:, :, 0, 0], saturated[:, :, -1, -1] = hi, lo
+    dirty = run(registry, ctx, {"name": "classifier-fid", "epochs": 2})["classifier-fid"].value
+    ctx = context(registry, tmp_path)
+    ctx.use_samples(saturated)
+    same = run(registry, ctx, {"name": "classifier-fid", "epochs": 2})["classifier-fid"].value
+    assert dirty == pytest.approx(same, rel=1e-6) and dirty < clean + 5
+
+
 def test_classifier_is_trained_once_for_datasets_without_bundled_weights(registry, tmp_path):
     ctx = context(registry, tmp_path)
     x, _ = ctx.test_set()

@@ -38,7 +38,7 @@ class MetricValue:
 
 @dataclasses.dataclass
 class SampleBatch:
-    """Generated samples, in the dataset's value range, on the evaluation device."""
+    """Generated samples, clamped to the dataset's value range, on the evaluation device."""
 
     images: torch.Tensor
 

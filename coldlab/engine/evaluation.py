@@ -119,15 +119,22 @@ class EvalContext:
         """Whether this evaluation generated its samples."""
         return self._samples is not None
 
+    def clamp(self, images: torch.Tensor) -> torch.Tensor:
+        """Images clamped to the dataset's value range, as they would be saved and shown."""
+        lo, hi = self.value_range
+        return images.clamp(lo, hi)
+
     def use_samples(self, images: torch.Tensor) -> None:
         """Evaluate these images instead of generating samples (images made elsewhere; tests)."""
-        self._samples = images.to(self.device)
+        self._samples = self.clamp(images.to(self.device))
 
     def samples(self) -> torch.Tensor:
-        """The evaluation's ``eval.samples`` generated samples (made once, shared by every metric)."""
+        """The evaluation's ``eval.samples`` generated samples (made once, shared by every metric),
+        clamped to the dataset's value range: metrics see what a saved image would show, so one
+        diverged pixel of an undertrained network cannot blow a feature-space distance up."""
         if self._samples is None:
             start = time.perf_counter()
-            self._samples = torch.cat(list(self.generate(self.n_samples)))
+            self._samples = self.clamp(torch.cat(list(self.generate(self.n_samples))))
             self.sampling_seconds += time.perf_counter() - start
         return self._samples
 
