@@ -1,0 +1,75 @@
+"""The resolution ("pixelate") degradation of cold diffusion.
+
+z_t = upsample_nearest(downsample_area(x, (H - d t, W - d t)), (H, W)), t = 0..T with
+T = (min(H, W) - final_size) // d. Like coldlab's zoom, T follows from the image size: the
+engine calls :meth:`prepare` with the data's shape before training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from coldlab import Degradation, as_steps, param
+
+
+class PixelateDegradation(Degradation):
+    """Coarser and coarser blocks; the network predicts x0."""
+
+    target = "x0"
+
+    @dataclasses.dataclass
+    class Params:
+        pixels_per_step: int = param(1, "d: pixels taken off each side length per step")
+        final_size: int = param(4, "the smallest side length, reached at t = T")
+        downsample: Literal["area", "nearest"] = param("area", "how the image is shrunk: block averages or nearest pixels")
+
+        def __post_init__(self) -> None:  # runs when coldlab validates a config, before any training
+            if self.pixels_per_step < 1:
+                raise ValueError(f"pixels_per_step must be at least 1, got {self.pixels_per_step}")
+            if self.final_size < 1:
+                raise ValueError(f"final_size must be at least 1, got {self.final_size}")
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        self._T: int | None = None
+
+    @property
+    def T(self) -> int:
+        if self._T is None:
+            raise AttributeError("pixelate's T depends on the image size: call prepare() or degrade() first")
+        return self._T
+
+    def set_image_size(self, height: int, width: int) -> None:
+        T = (min(height, width) - self.params.final_size) // self.params.pixels_per_step
+        if T < 1:
+            raise ValueError(f"images of {height}x{width} are too small for final_size {self.params.final_size} "
+                             f"and pixels_per_step {self.params.pixels_per_step}")
+        self._T = T
+
+    def prepare(self, data: Any) -> None:
+        self.set_image_size(data.shape[1], data.shape[2])
+
+    def size_at(self, t: int, height: int, width: int) -> tuple[int, int]:
+        """The resolution of z_t."""
+        d = self.params.pixels_per_step
+        return height - d * t, width - d * t
+
+    def degrade(self, x: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        B, _, H, W = x.shape
+        if self._T is None:
+            self.set_image_size(H, W)
+        steps = as_steps(t, B, x.device)
+        if (steps < 0).any() or (steps > self.T).any():
+            raise ValueError(f"pixelate steps must lie in 0..{self.T}")
+        out = x.clone()
+        for step in steps.unique().tolist():
+            if step == 0:
+                continue
+            rows = steps == step
+            small = F.interpolate(x[rows], size=self.size_at(step, H, W), mode=self.params.downsample)
+            out[rows] = F.interpolate(small, size=(H, W), mode="nearest")
+        return out
