@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     from coldlab.engine.launcher import run_file
 
     return run_file(args.file, home=_home(args), only=args.only, smoke_run=args.smoke, epochs=args.epochs,
-                    workers=args.workers, device=args.device, resume=args.resume)
+                    workers=args.workers, device=args.device, resume=args.resume, executor=args.executor)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="device for every worker (cpu, cuda, cuda:1, ...)")
     p.add_argument("--home", help=home_help)
     p.add_argument("--resume", action="store_true", help="continue interrupted, failed or cancelled runs")
+    p.add_argument("--executor", default="local", metavar="NAME", help="executor plugin that starts the workers (default: local)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")

@@ -36,6 +36,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "coldlab.default_plugins.samplers",
     "coldlab.default_plugins.datasets",
     "coldlab.default_plugins.metrics",
+    "coldlab.default_plugins.executors",
 )
 
 BUILTIN = "coldlab"
@@ -50,6 +51,7 @@ class PluginInfo:
     version: str
     components: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     error: str | None = None
+    module: str = ""  # the plugin's module name: exceptions raised in it (or below it) are blamed on it
 
 
 @dataclasses.dataclass
@@ -121,7 +123,10 @@ class Registry:
         except ColdlabError:
             raise
         except (ValueError, TypeError) as err:
-            raise ColdlabError(f"{kind} {name!r} rejected its parameters: {err}") from err
+            raise ColdlabError(f"{kind} {name!r}{self.origin(entry)} rejected its parameters: {err}") from err
+        except Exception as err:  # a broken component must not take the host down
+            raise ColdlabError(f"{kind} {name!r}{self.origin(entry)} failed to build: {type(err).__name__}: {err}",
+                               hint=f"a bug in the component: report it to its authors, or choose another {kind}") from err
         component.component_name = name
         component.component_kind = kind
         return component
@@ -138,7 +143,7 @@ class Registry:
         try:
             params_cls(**clean)
         except (ValueError, TypeError) as err:
-            raise ColdlabError(f"{kind} {name!r} rejected its parameters: {err}") from None
+            raise ColdlabError(f"{kind} {name!r}{self.origin(self.get(kind, name))} rejected its parameters: {err}") from None
         full = {"name": name, **dataclasses.asdict(params_cls())}
         full.update(clean)
         for key, nested_kind in nested.items():
@@ -147,6 +152,29 @@ class Registry:
             except ColdlabError as err:
                 raise err.at(key) from None
         return full
+
+    def plugin(self, name: str) -> PluginInfo | None:
+        return next((p for p in self.plugins if p.name == name), None)
+
+    def origin(self, entry: Entry) -> str:
+        """`` (from plugin package P V)`` for a third-party component, else empty."""
+        info = self.plugin(entry.plugin)
+        if info is None or info.package == BUILTIN:
+            return ""
+        return f" (from plugin package {info.package} {info.version})"
+
+    def blame(self, exc: BaseException) -> PluginInfo | None:
+        """The third-party plugin whose code raised ``exc`` (the innermost such frame), if any."""
+        modules = []
+        tb = exc.__traceback__
+        while tb is not None:
+            modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+            tb = tb.tb_next
+        for module in reversed(modules):
+            for info in self.plugins:
+                if info.package != BUILTIN and info.module and (module == info.module or module.startswith(info.module + ".")):
+                    return info
+        return None
 
     def describe(self, kind: str, name: str) -> list[dict[str, Any]]:
         return describe(self.get(kind, name).cls.Params)
@@ -212,7 +240,7 @@ class PluginHost:
         warnings.warn(f"coldlab plugin {info.name!r} ({info.package}) skipped: {error}", PluginLoadWarning, stacklevel=3)
 
     def _register(self, plugin: Any, name: str, package: str, version: str) -> None:
-        info = PluginInfo(name=name, package=package, version=version)
+        info = PluginInfo(name=name, package=package, version=version, module=str(getattr(plugin, "__name__", "")))
         if name in self._infos:
             self._fail(info, f"a plugin named {name!r} is already loaded")
             return

@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -196,7 +197,10 @@ def test_ctrl_c_interrupts_and_resume_continues(tmp_path):
     while time.time() < deadline:
         time.sleep(0.1)
         if (home / "coldlab.db").exists():
-            rows = connect(home / "coldlab.db", readonly=True).execute("SELECT status, epoch FROM runs").fetchall()
+            try:
+                rows = connect(home / "coldlab.db", readonly=True).execute("SELECT status, epoch FROM runs").fetchall()
+            except sqlite3.OperationalError:  # the file exists a moment before its tables do
+                continue
             if rows and rows[0]["status"] == "running" and rows[0]["epoch"] >= 1:
                 break
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group

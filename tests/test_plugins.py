@@ -141,8 +141,8 @@ def test_coldlab_load_plugins_restricts_third_party_loading(fake_distributions, 
 
 
 def test_cli_plugins_json_lists_components_and_errors(fake_distributions):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake_distributions), *sys.path])}
-    env.pop("COLDLAB_LOAD_PLUGINS", None)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake_distributions), *sys.path]),
+           "COLDLAB_LOAD_PLUGINS": "coldlab-sqrt,coldlab-broken"}  # not the packages of plugins/, if installed
     out = subprocess.run([sys.executable, "-m", "coldlab", "plugins", "--json"], capture_output=True, text=True, env=env, check=True)
     data = json.loads(out.stdout)
     assert set(data["components"]) == set(KINDS)

@@ -2,6 +2,8 @@
 
 from coldlab.components.dataset import DataContext, Dataset, data_root
 from coldlab.components.degradation import Degradation, DeviceCache, as_steps
+from coldlab.components.executor import Executor, WorkerHandle
+from coldlab.components.metric import Metric, MetricUnavailable, MetricValue, ReconstructionBatch, SampleBatch
 from coldlab.components.network import Network
 from coldlab.components.prior import Prior
 from coldlab.components.sampler import SampleResult, Sampler
@@ -12,11 +14,18 @@ __all__ = [
     "Dataset",
     "Degradation",
     "DeviceCache",
+    "Executor",
+    "Metric",
+    "MetricUnavailable",
+    "MetricValue",
     "Network",
     "Prior",
+    "ReconstructionBatch",
+    "SampleBatch",
     "SampleResult",
     "Sampler",
     "Schedule",
+    "WorkerHandle",
     "as_steps",
     "data_root",
 ]

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -106,7 +103,7 @@ def _progress_rows(conn, ids: list[int]) -> list[Any]:
     ).fetchall()
 
 
-def watch(home: Path, ids: list[int], procs: list[subprocess.Popen], console: Console) -> None:
+def watch(home: Path, ids: list[int], procs: list[Any], console: Console) -> None:
     """Draw one bar per active run plus the queue until every worker has exited."""
     conn = connect(home / "coldlab.db", readonly=True)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
@@ -135,29 +132,28 @@ def watch(home: Path, ids: list[int], procs: list[subprocess.Popen], console: Co
 
 
 def run_file(path: str, *, home: Path, only: list[str] | None = None, smoke_run: bool = False, epochs: int | None = None,
-             workers: int | None = None, device: str | None = None, resume: bool = False) -> int:
-    """The ``coldlab run`` command; returns the exit code (0 all finished, 1 otherwise)."""
+             workers: int | None = None, device: str | None = None, resume: bool = False,
+             executor: str | dict[str, Any] = "local") -> int:
+    """The ``coldlab run`` command; returns the exit code (0 all finished, 1 otherwise).
+
+    ``executor`` (a name or table) is the executor plugin that starts the workers (default ``local``).
+    """
     console = Console(stderr=True)
+    starter = get_registry().build("executor", executor)
     ids = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console)
     if not ids:
         console.print("nothing to run")
         return 0
     devices = default_devices(device, workers)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for k, d in enumerate(devices):  # worker output goes to a log file, not across the progress bars
-        with open(logs / f"worker-{k}.log", "a") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", d],
-                                          env=env, stdout=log, stderr=subprocess.STDOUT))
+    procs = starter.start(home, devices, logs)
     try:
         watch(home, ids, procs, console)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: checkpointing the running runs...[/yellow]")
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                p.interrupt()
         for p in procs:
             p.wait()
     conn = connect(home / "coldlab.db", readonly=True)

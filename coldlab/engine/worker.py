@@ -107,7 +107,9 @@ def run_one(home: Path, row: Any, worker: str, device: str, stop_flag: threading
         error = f"CUDA out of memory on {device} (hint: lower train.batch_size or use a smaller network)"
     except Exception as err:  # any other failure ends this run only; the worker moves on
         (folder / "error.log").write_text(traceback.format_exc())
-        error = f"{type(err).__name__}: {err} (traceback in {folder / 'error.log'})"
+        culprit = get_registry().blame(err)
+        where = f" in plugin package {culprit.package} {culprit.version}" if culprit else ""
+        error = f"{type(err).__name__}{where}: {err} (traceback in {folder / 'error.log'})"
     finally:
         reporter.close()
     if status != "lost":
