@@ -139,7 +139,10 @@ def run_file(path: str, *, home: Path, only: list[str] | None = None, smoke_run:
     ``executor`` (a name or table) is the executor plugin that starts the workers (default ``local``).
     """
     console = Console(stderr=True)
-    starter = get_registry().build("executor", executor)
+    try:
+        starter = get_registry().build("executor", executor)
+    except ColdlabError as err:
+        raise err.at("--executor") from None
     ids = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console)
     if not ids:
         console.print("nothing to run")
