@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 from coldlab.errors import ColdlabError, PluginLoadWarning
@@ -86,6 +87,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from coldlab.report.export import export, parse_formats
+
+    formats = parse_formats(args.format)
+    manifest = export(_home(args), Path(args.out), studies=args.study, run_ids=args.runs, formats=formats,
+                      model_figures=not args.no_model_figures, warn=lambda m: print(f"coldlab: warning: {m}", file=sys.stderr))
+    n_fig = sum(len(s["figures"]) for s in manifest["studies"])
+    written = "report.html, " if "report" in manifest else ""
+    print(f"exported {len(manifest['studies'])} studies to {args.out}: {written}{n_fig} figures, tables "
+          f"({', '.join(formats)}), manifest.json", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from coldlab import __version__
 
@@ -126,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help=home_help)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("export", help="comparison tables, figures and an HTML report of the store")
+    p.add_argument("--out", required=True, help="folder to write into (created)")
+    p.add_argument("--study", nargs="+", metavar="NAME", help="only these studies")
+    p.add_argument("--runs", nargs="+", type=int, metavar="ID", help="only these runs (with --study: either)")
+    p.add_argument("--format", default="md,csv,latex,html,json", help="comma-separated: md,csv,latex,html,json (default: all)")
+    p.add_argument("--no-model-figures", action="store_true",
+                   help="skip figures computed from saved weights (degradation strips, reconstructions, trajectories, prior)")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("ls", help="list runs")
     p.add_argument("--home", help=home_help)

@@ -62,6 +62,8 @@ class Metric:
 
     Params: type = NoParams
     source: str | None = None
+    #: True if a larger value is better, False if smaller is, None if neither (reports mark the best)
+    higher_is_better: bool | None = None
 
     def __init__(self, params: Any) -> None:
         self.params = params

@@ -24,6 +24,8 @@ from coldlab.default_plugins.metrics.classifier import classifier_for
 class ClassHistogram(Metric):
     """Histogram, entropy and confidence of the classifier's predictions on generated samples."""
 
+    higher_is_better = True
+
     source = "samples"
 
     @dataclasses.dataclass

@@ -48,6 +48,8 @@ class _RSSPeak:
 class SamplingCost(Metric):
     """Wall-clock seconds per generated sample and peak memory while sampling."""
 
+    higher_is_better = False
+
     @dataclasses.dataclass
     class Params:
         samples: int = param(64, "samples to time")

@@ -53,6 +53,8 @@ def real_statistics(ctx: Any, extractor: Extractor, batch_size: int) -> dict[str
 class FrechetDistance(Metric):
     """Shared by ``fid`` and ``classifier-fid``: subclasses say which extractor to use."""
 
+    higher_is_better = False
+
     source = "samples"
 
     def extractor(self, ctx: Any) -> Extractor:

@@ -108,6 +108,8 @@ def load_inception(ctx: Any, features: str, explicit: str = "", download: bool =
 class InceptionScoreMetric(Metric):
     """Inception Score of the generated samples (torchmetrics), mean over splits; std in detail."""
 
+    higher_is_better = True
+
     source = "samples"
 
     @dataclasses.dataclass

@@ -79,6 +79,8 @@ class ReconstructionMetric(Metric):
 class RMSE(ReconstructionMetric):
     """Root-mean-square error per image, averaged."""
 
+    higher_is_better = False
+
     def make(self) -> Any:
         return MeanMetric()
 
@@ -89,6 +91,8 @@ class RMSE(ReconstructionMetric):
 class SSIM(ReconstructionMetric):
     """Structural similarity (torchmetrics, Gaussian window 11, sigma 1.5), averaged over images."""
 
+    higher_is_better = True
+
     def make(self) -> Any:
         return StructuralSimilarityIndexMeasure(data_range=1.0)
 
@@ -96,12 +100,16 @@ class SSIM(ReconstructionMetric):
 class PSNR(ReconstructionMetric):
     """Peak signal-to-noise ratio per image (torchmetrics, data range 1), averaged."""
 
+    higher_is_better = True
+
     def make(self) -> Any:
         return PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3))
 
 
 class TestLoss(Metric):
     """The training objective on the test set, with fixed t and noise (seed ``eval.seed``)."""
+
+    higher_is_better = False
 
     @dataclasses.dataclass
     class Params:

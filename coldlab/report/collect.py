@@ -1,0 +1,106 @@
+"""What an export reads from the store: runs grouped by study and experiment."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from coldlab.errors import ColdlabError
+from coldlab.store import artifacts, connect, evaluations, metric_series
+
+_SEED = re.compile(r"-seed\d+(?=(-smoke)?$)")
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One run as the report sees it."""
+
+    id: int
+    study: str
+    name: str
+    status: str
+    error: str | None
+    config: dict[str, Any]
+    epoch: int
+    epochs: int
+    seconds: float | None  # wall time from start to finish (training and evaluation)
+    series: dict[str, list[dict[str, Any]]]
+    evaluations: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]
+
+    @property
+    def experiment(self) -> str:
+        """The experiment's name without a ``-seedN`` suffix (runs of one experiment at several seeds)."""
+        return _SEED.sub("", self.name)
+
+    @property
+    def training_evaluations(self) -> list[dict[str, Any]]:
+        return [e for e in self.evaluations if e["origin"] == "training"]
+
+    def metric_history(self, name: str) -> list[tuple[int, float]]:
+        """(epoch, value) of a metric over the training evaluations that computed it."""
+        return [(e["epoch"], e["values"][name]["value"]) for e in self.training_evaluations
+                if name in e["values"] and e["values"][name]["value"] is not None]
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        """The newest value (with detail) of a metric in any evaluation, or None."""
+        for e in reversed(self.evaluations):
+            if name in e["values"]:
+                return {**e["values"][name], "epoch": e["epoch"], "origin": e["origin"], "evaluation": e["id"]}
+        return None
+
+    def artifact(self, kind: str, epoch: int | None = None) -> Path | None:
+        """The newest artifact of a kind (of that epoch, if given) whose file exists."""
+        found = [a for a in self.artifacts if a["kind"] == kind and (epoch is None or a["epoch"] == epoch)]
+        found.sort(key=lambda a: (a["epoch"] or 0, a["created"]))
+        for a in reversed(found):
+            if Path(a["path"]).exists():
+                return Path(a["path"])
+        return None
+
+
+@dataclasses.dataclass
+class ExportData:
+    home: Path
+    runs: list[RunRecord]
+
+    def studies(self) -> dict[str, list[RunRecord]]:
+        out: dict[str, list[RunRecord]] = {}
+        for run in self.runs:
+            out.setdefault(run.study, []).append(run)
+        return out
+
+
+def collect(home: Path, *, studies: list[str] | None = None, run_ids: list[int] | None = None) -> ExportData:
+    """Read the selected runs (all, or those of ``studies`` and/or ``run_ids``) with everything recorded."""
+    db = Path(home) / "coldlab.db"
+    if not db.exists():
+        raise ColdlabError(f"no store at {db}", hint="run a study first (coldlab run FILE), or pass --home", where=("--home",))
+    conn = connect(db, readonly=True)
+    rows = conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
+    known_ids = {r["id"] for r in rows}
+    known_studies = sorted({r["study"] for r in rows})
+    for run_id in run_ids or []:
+        if run_id not in known_ids:
+            raise ColdlabError(f"no run with id {run_id} in {db}", hint="`coldlab ls` lists the runs", where=("--runs",))
+    for study in studies or []:
+        if study not in known_studies:
+            raise ColdlabError(f"no runs of study {study!r} in {db}", hint="studies in the store: " + (", ".join(known_studies) or "none"),
+                               where=("--study",))
+    if studies or run_ids:
+        rows = [r for r in rows if (studies and r["study"] in studies) or (run_ids and r["id"] in run_ids)]
+    if not rows:
+        raise ColdlabError(f"nothing to export: the store {db} has no runs", hint="run a study first (coldlab run FILE)")
+    runs = []
+    for r in rows:
+        seconds = r["finished"] - r["started"] if r["finished"] and r["started"] else None
+        runs.append(RunRecord(
+            id=r["id"], study=r["study"], name=r["name"], status=r["status"], error=r["error"], config=json.loads(r["config"]),
+            epoch=r["epoch"], epochs=r["epochs"], seconds=seconds, series=metric_series(conn, r["id"]),
+            evaluations=evaluations(conn, r["id"]), artifacts=[dict(a) for a in artifacts(conn, r["id"])],
+        ))
+    conn.close()
+    return ExportData(Path(home), runs)

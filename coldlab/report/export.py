@@ -1,0 +1,84 @@
+"""``coldlab export``: write tables, figures, a manifest and the HTML report for the selected runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from coldlab.errors import ColdlabError
+from coldlab.report import figures as fig
+from coldlab.report.collect import collect
+from coldlab.report.tables import build_table, dumps_json, metric_names, to_csv, to_latex, to_markdown
+
+FORMATS = ("md", "csv", "latex", "html", "json")
+
+
+def parse_formats(text: str) -> list[str]:
+    wanted = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise ColdlabError(f"unknown format {unknown[0]!r}" if unknown else "no format given",
+                           hint="formats: " + ",".join(FORMATS), where=("--format",))
+    return wanted
+
+
+def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: list[int] | None = None,
+           formats: list[str] = list(FORMATS), model_figures: bool = True, registry: Any = None,
+           warn: Callable[[str], None] = print) -> dict[str, Any]:
+    """Export the selection; returns the manifest (also written to ``out/manifest.json``)."""
+    from coldlab.plugins import get_registry
+
+    registry = registry or get_registry()
+    data = collect(Path(home), studies=studies, run_ids=run_ids)
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    warnings: list[str] = []
+
+    def note(message: str) -> None:
+        warnings.append(message)
+        warn(message)
+
+    directions = {}
+    for name in metric_names(data.runs):
+        try:
+            directions[name] = registry.get("metric", name).cls.higher_is_better
+        except ColdlabError:
+            directions[name] = None
+    sections, manifest = [], {"home": str(home), "studies": [], "warnings": warnings}
+    for study, runs in data.studies().items():
+        table = build_table(study, runs, directions)
+        files = {}
+        writers = {"md": ("md", to_markdown), "csv": ("csv", to_csv), "latex": ("tex", to_latex)}
+        for f in formats:
+            if f in writers:
+                ext, render = writers[f]
+                path = out / f"table-{study}.{ext}"
+                path.write_text(render(table))
+                files[f] = path.name
+        if "json" in formats:
+            (out / f"table-{study}.json").write_text(dumps_json([table]))
+            files["json"] = f"table-{study}.json"
+        figdir = out / "figures"
+        metrics = [m for m in metric_names(runs) if any(r.metric_history(m) for r in runs)]
+        figures = (fig.schedules(study, runs, registry, figdir) + fig.losses(study, runs, figdir)
+                   + fig.metric_histories(study, runs, metrics, figdir) + fig.grids(study, runs, figdir)
+                   + fig.best_worst(runs, figdir) + fig.ks_curves(study, runs, figdir) + fig.class_histograms(study, runs, figdir))
+        if model_figures:
+            from coldlab.report.figures_model import model_figures as draw_model
+
+            figures += draw_model(runs, Path(home), registry, figdir, note)
+        sections.append({"study": study, "table": table, "figures": figures, "runs": runs,
+                         "table_file": files.get("md") or files.get("csv") or ""})
+        manifest["studies"].append({
+            "study": study, "runs": [r.id for r in runs], "tables": files,
+            "figures": [{**dataclasses.asdict(f), "path": f"figures/{f.path.name}"} for f in figures],
+        })
+    if "html" in formats:
+        from coldlab.report.html import render
+
+        (out / "report.html").write_text(render(sections, warnings, str(home)))
+        manifest["report"] = "report.html"
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest

@@ -1,0 +1,226 @@
+"""Figures drawn from what the store holds (SPEC.md §8): schedules, loss curves, metric histories,
+final sample grids, best and worst samples, K-S curves, class histograms.
+
+Every function returns :class:`Figure` records (file, title, caption, the names of its series) so
+the report and the tests know what each PNG shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from coldlab.report.collect import RunRecord  # noqa: E402
+
+
+@dataclasses.dataclass
+class Figure:
+    path: Path
+    title: str
+    caption: str
+    series: list[str]
+    run: int | None = None
+
+
+def save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def label(run: RunRecord) -> str:
+    return f"{run.name} (#{run.id})"
+
+
+def schedules(study: str, runs: list[RunRecord], registry: Any, out: Path) -> list[Figure]:
+    """beta_t and alpha_bar_t of every distinct schedule of the study."""
+    seen: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        sched = run.config["degradation"].get("schedule")
+        if isinstance(sched, dict):
+            key = ", ".join(f"{k}={v}" for k, v in sched.items() if k != "name")
+            seen.setdefault(f"{sched['name']} ({key})", sched)
+    if not seen:
+        return []
+    fig, (ax_b, ax_a) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, spec in seen.items():
+        s = registry.build("schedule", spec)
+        t = list(range(s.T + 1))
+        ax_b.plot(t[1:], s.beta[1:].tolist(), label=name)
+        ax_a.plot(t, s.alpha_bar.tolist(), label=name)
+    ax_b.set(title="beta_t", xlabel="t", yscale="log")
+    ax_a.set(title="alpha_bar_t", xlabel="t")
+    ax_a.legend(fontsize=7)
+    path = save(fig, out / f"schedules-{study}.png")
+    return [Figure(path, f"Schedules of study {study}", "beta_t (log scale) and alpha_bar_t of each schedule.", list(seen))]
+
+
+def losses(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
+    """Per study: train (solid) and validation (dashed) loss per epoch, one colour per run; per run: also the step losses."""
+    figures = []
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    series = []
+    for i, run in enumerate(runs):
+        colour = f"C{i % 10}"
+        for name, style in (("train_loss", "-"), ("val_loss", "--")):
+            points = run.series.get(name, [])
+            if points:
+                ax.plot([p["epoch"] for p in points], [p["value"] for p in points], style, color=colour,
+                        label=f"{label(run)} {name.split('_')[0]}", marker="o" if len(points) < 3 else None)
+                series.append(f"{run.id}:{name}")
+    if series:
+        ax.set(title=f"Study {study}: loss per epoch", xlabel="epoch", ylabel="loss", yscale="log")
+        ax.legend(fontsize=7)
+        figures.append(Figure(save(fig, out / f"loss-{study}.png"), f"Loss curves of study {study}",
+                              "Train (solid) and validation (dashed) loss per epoch, one colour per run.", series))
+    else:
+        plt.close(fig)
+    for run in runs:
+        names = [n for n in ("train_loss_step", "train_loss", "val_loss") if run.series.get(n)]
+        if not names:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        steps_per_epoch = _steps_per_epoch(run)
+        for name in names:
+            points = run.series[name]
+            x = [p["step"] for p in points] if name == "train_loss_step" else [p["epoch"] * steps_per_epoch for p in points]
+            ax.plot(x, [p["value"] for p in points], label=name, alpha=0.5 if name == "train_loss_step" else 1.0,
+                    marker=None if name == "train_loss_step" else "o")
+        ax.set(title=label(run), xlabel="step", ylabel="loss", yscale="log")
+        ax.legend(fontsize=8)
+        figures.append(Figure(save(fig, out / f"loss-run{run.id}.png"), f"Loss of {label(run)}",
+                              "Per-step train loss, and train and validation loss per epoch (at the epoch's last step).",
+                              names, run.id))
+    return figures
+
+
+def _steps_per_epoch(run: RunRecord) -> float:
+    points = run.series.get("train_loss", [])
+    steps = run.series.get("train_loss_step", [])
+    if points and steps and points[-1]["epoch"]:
+        return steps[-1]["step"] / points[-1]["epoch"]
+    return 1.0
+
+
+def metric_histories(study: str, runs: list[RunRecord], metrics: list[str], out: Path) -> list[Figure]:
+    """Each metric against the epoch over the training evaluations, one line per run."""
+    figures = []
+    for name in metrics:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        series = []
+        for run in runs:
+            history = run.metric_history(name)
+            if history:
+                ax.plot([e for e, _ in history], [v for _, v in history], marker="o", label=label(run))
+                series.append(str(run.id))
+        if not series:
+            plt.close(fig)
+            continue
+        ax.set(title=f"{name}, study {study}", xlabel="epoch", ylabel=name)
+        ax.legend(fontsize=7)
+        safe = name.replace("/", "-")
+        figures.append(Figure(save(fig, out / f"metric-{safe}-{study}.png"), f"{name} per epoch, study {study}",
+                              f"{name} at every training evaluation, one line per run.", series))
+    return figures
+
+
+def grids(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
+    """The final sample grid of every run, side by side."""
+    found = [(run, run.artifact("grid")) for run in runs]
+    found = [(run, path) for run, path in found if path is not None]
+    if not found:
+        return []
+    cols = min(4, len(found))
+    rows = (len(found) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (run, path) in zip(axes.flat, found):
+        ax.imshow(plt.imread(path), cmap="gray")
+        ax.set_title(f"{run.name}\n#{run.id}, epoch {_epoch_of(path)}", fontsize=8)
+    path = save(fig, out / f"grids-{study}.png")
+    return [Figure(path, f"Final samples, study {study}", "The last sample grid of every run (same start points for every epoch).",
+                   [str(run.id) for run, _ in found])]
+
+
+def _epoch_of(path: Path) -> str:
+    return path.stem.rsplit("-", 1)[-1].lstrip("0") or "0"
+
+
+def best_worst(runs: list[RunRecord], out: Path, n: int = 8) -> list[Figure]:
+    """The samples the classifier is most and least sure of (class-histogram's confidences)."""
+    figures = []
+    for run in runs:
+        latest = run.latest("class-histogram")
+        if not latest or latest["value"] is None:
+            continue
+        samples_path = run.artifact("samples", latest["epoch"])
+        if samples_path is None:
+            continue
+        samples = torch.load(samples_path, map_location="cpu")
+        detail = latest["detail"]
+        best, worst = detail["best"][:n], detail["worst"][:n]
+        if max(best + worst, default=0) >= samples.shape[0]:
+            continue
+        fig, axes = plt.subplots(2, len(best), figsize=(1.3 * len(best), 3), squeeze=False)
+        for row, (which, idx) in enumerate((("best", best), ("worst", worst))):
+            for ax, i in zip(axes[row], idx):
+                img = samples[i].permute(1, 2, 0).squeeze(-1).numpy()
+                ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+                ax.set_title(f"{detail['predicted'][i]} ({detail['confidence'][i]:.2f})", fontsize=7)
+                ax.axis("off")
+            axes[row][0].text(-0.3, 0.5, which, transform=axes[row][0].transAxes, ha="right", va="center", fontsize=8)
+        figures.append(Figure(save(fig, out / f"best-worst-run{run.id}.png"), f"Best and worst samples of {label(run)}",
+                              f"Epoch {latest['epoch']}: the {len(best)} samples the classifier is surest of (top) and least sure of "
+                              "(bottom), with predicted class and confidence.", ["best", "worst"], run.id))
+    return figures
+
+
+def ks_curves(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
+    """K-S p-value of z_t against N(0, 1) per step, one line per run."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    series, alpha = [], 0.05
+    for run in runs:
+        latest = run.latest("ks-normality")
+        if latest and latest["detail"].get("t"):
+            d = latest["detail"]
+            alpha = d.get("alpha", alpha)
+            ax.plot(d["t"], d["p"], label=label(run))
+            series.append(str(run.id))
+    if not series:
+        plt.close(fig)
+        return []
+    ax.axhline(alpha, color="k", ls=":", lw=1, label=f"alpha = {alpha}")
+    ax.set(title=f"K-S normality of z_t, study {study}", xlabel="t", ylabel="p-value", yscale="log")
+    ax.legend(fontsize=7)
+    return [Figure(save(fig, out / f"ks-{study}.png"), f"K-S p-values, study {study}",
+                   "p-value of the flattened z_t against N(0, 1) at every evaluated step; above the dotted line z_t passes as Gaussian.",
+                   series)]
+
+
+def class_histograms(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
+    """The classifier's predicted classes of each run's samples (grouped bars)."""
+    found = [(run, run.latest("class-histogram")) for run in runs]
+    found = [(run, h) for run, h in found if h and h["value"] is not None]
+    if not found:
+        return []
+    k = len(found[0][1]["detail"]["counts"])
+    width = 0.8 / len(found)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, (run, h) in enumerate(found):
+        counts = h["detail"]["counts"]
+        ax.bar([c + i * width - 0.4 + width / 2 for c in range(len(counts))], counts, width,
+               label=f"{label(run)} H={h['value']:.2f} bits")
+    ax.set(title=f"Predicted classes of the samples, study {study}", xlabel="class", ylabel="samples", xticks=list(range(k)))
+    ax.legend(fontsize=7)
+    return [Figure(save(fig, out / f"classes-{study}.png"), f"Class histograms, study {study}",
+                   "How many samples the dataset's classifier assigns to each class (entropy in the legend; uniform is best).",
+                   [str(run.id) for run, _ in found])]

@@ -1,0 +1,139 @@
+"""Figures that need a run's model, computed at export time from its newest saved weights (CPU,
+the run's evaluation seed): degradation strips, reconstructions at several degradation levels,
+sampling trajectories, and the prior's pixel histogram against the fully degraded data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from coldlab.report.collect import RunRecord  # noqa: E402
+from coldlab.report.figures import Figure, label, save  # noqa: E402
+
+LEVELS = (0.25, 0.5, 0.75, 1.0)
+
+
+def _show(ax: Any, image: torch.Tensor, ctx: Any) -> None:
+    unit = ctx.to_unit(image.float().cpu())
+    ax.imshow(unit.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def load_trainer(run: RunRecord, home: Path, registry: Any) -> tuple[Any, int] | None:
+    """A trainer with the run's newest sampling weights loaded, and that epoch; None without weights."""
+    from coldlab.engine.reevaluate import available_weights, load_weights
+    from coldlab.engine.trainer import Reporter, Trainer
+    from coldlab.engine.worker import run_dir
+
+    folder = run_dir(home, run.id)
+    weights = available_weights(folder) if folder.exists() else {}
+    if not weights:
+        return None
+    trainer = Trainer(run.config, folder, registry=registry, reporter=Reporter(), device="cpu", cache_dir=home / "cache")
+    epoch, _, _ = load_weights(trainer, weights[max(weights)])
+    return trainer, epoch
+
+
+def degradation_strip(run: RunRecord, trainer: Any, out: Path, images: int = 4, levels: int = 8) -> Figure:
+    ctx = trainer.eval_context()
+    x, _ = ctx.test_set()
+    x = x[:images].to(ctx.device)
+    deg = trainer.degradation
+    ts = sorted({round(deg.T * i / (levels - 1)) for i in range(levels)})
+    noise = deg.sample_noise(x, ctx.generator(2))
+    fig, axes = plt.subplots(images, len(ts), figsize=(1.2 * len(ts), 1.3 * images), squeeze=False)
+    for j, t in enumerate(ts):
+        z = deg.degrade(x, t, noise)
+        for i in range(images):
+            _show(axes[i][j], z[i], ctx)
+        axes[0][j].set_title(f"t={t}", fontsize=7)
+    d = run.config["degradation"]
+    return Figure(save(fig, out / f"degradation-run{run.id}.png"), f"Degradation {d['name']} ({label(run)})",
+                  f"D(x, t) of {images} test images at {len(ts)} steps from 0 to T={deg.T}.", [f"t={t}" for t in ts], run.id)
+
+
+def reconstructions(run: RunRecord, trainer: Any, epoch: int, out: Path, images: int = 4) -> Figure:
+    ctx = trainer.eval_context()
+    deg = trainer.degradation
+    steps = sorted({max(1, round(level * deg.T)) for level in LEVELS})
+    fig, axes = plt.subplots(len(steps), 2 * images + 1, figsize=(1.1 * (2 * images + 1), 1.3 * len(steps)), squeeze=False)
+    for r, t in enumerate(steps):
+        originals, recon, _ = ctx.reconstructions(t, images)
+        z = deg.degrade(originals, t, deg.sample_noise(originals, ctx.generator(2)))
+        for i in range(images):
+            _show(axes[r][2 * i], z[i], ctx)
+            _show(axes[r][2 * i + 1], recon[i], ctx)
+        _show(axes[r][-1], originals[0], ctx)
+        axes[r][0].set_ylabel(f"t={t}", fontsize=7)
+    axes[0][0].set_title("z_t", fontsize=7)
+    axes[0][1].set_title("back", fontsize=7)
+    axes[0][-1].set_title("x (1st)", fontsize=7)
+    return Figure(save(fig, out / f"reconstructions-run{run.id}.png"), f"Reconstructions of {label(run)}",
+                  f"Epoch {epoch} weights: {images} test images degraded to t (pairs: z_t, then sampled back by "
+                  f"{run.config['sampler']['name']}), at {len(steps)} levels; last column: the first original.",
+                  [f"t={t}" for t in steps], run.id)
+
+
+def trajectory(run: RunRecord, trainer: Any, epoch: int, out: Path, images: int = 4, points: int = 8) -> Figure:
+    ctx = trainer.eval_context()
+    deg, sampler = trainer.degradation, trainer.sampler
+    n_steps = len(sampler.steps(deg.T)) - 1
+    every = max(1, n_steps // (points - 1))
+    z = trainer.prior.sample(images, ctx.shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+    trainer.sampling_net.eval()
+    with torch.no_grad():
+        result = sampler.sample(trainer.sampling_net, deg, z, trajectory_every=every, generator=ctx.generator(1))
+    traj = result.trajectory
+    fig, axes = plt.subplots(images, len(traj), figsize=(1.2 * len(traj), 1.3 * images), squeeze=False)
+    for j, (t, zt) in enumerate(traj):
+        for i in range(images):
+            _show(axes[i][j], zt[i], ctx)
+        axes[0][j].set_title(f"t={t}", fontsize=7)
+    return Figure(save(fig, out / f"trajectory-run{run.id}.png"), f"Sampling trajectories of {label(run)}",
+                  f"Epoch {epoch} weights: z_t along the {sampler.component_name} sampler from prior samples (t = T) to the images (t = 0).",
+                  [f"t={t}" for t, _ in traj], run.id)
+
+
+def prior_histogram(run: RunRecord, trainer: Any, out: Path, n: int = 512) -> Figure:
+    ctx = trainer.eval_context()
+    deg = trainer.degradation
+    x = trainer.data.train[:n].cpu()
+    g = torch.Generator().manual_seed(ctx.seed)
+    degraded = deg.degrade(x, deg.T, deg.sample_noise(x, g)).flatten()
+    prior = trainer.prior.sample(n, ctx.shape, generator=g).flatten()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    lo = float(min(degraded.min(), prior.min()))
+    hi = float(max(degraded.max(), prior.max()))
+    bins = torch.linspace(lo, hi + 1e-6, 81).tolist()
+    ax.hist(degraded.numpy(), bins=bins, alpha=0.5, density=True, label=f"D(x, T) of {x.shape[0]} training images")
+    ax.hist(prior.numpy(), bins=bins, alpha=0.5, density=True, label=f"prior {run.config['prior']['name']} ({n} samples)")
+    ax.set(title=f"Pixel values at t = T, {label(run)}", xlabel="pixel value", ylabel="density")
+    ax.legend(fontsize=8)
+    return Figure(save(fig, out / f"prior-run{run.id}.png"), f"Prior pixel histogram of {label(run)}",
+                  "Pixel values of the prior's start points against those of the fully degraded training images.",
+                  ["degraded", "prior"], run.id)
+
+
+def model_figures(runs: list[RunRecord], home: Path, registry: Any, out: Path, warn: Any) -> list[Figure]:
+    """Every model figure for each run with saved weights; a run that cannot be drawn is reported, not hidden."""
+    figures = []
+    for run in runs:
+        try:
+            loaded = load_trainer(run, home, registry)
+            if loaded is None:
+                warn(f"run {run.id} ({run.name}) has no saved weights: no degradation, reconstruction, trajectory or prior figures")
+                continue
+            trainer, epoch = loaded
+            torch.manual_seed(0)
+            figures += [degradation_strip(run, trainer, out), reconstructions(run, trainer, epoch, out),
+                        trajectory(run, trainer, epoch, out), prior_histogram(run, trainer, out)]
+        except Exception as err:  # one run's failure must not lose the rest of the report
+            warn(f"run {run.id} ({run.name}): model figures failed: {type(err).__name__}: {err}")
+    return figures

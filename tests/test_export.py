@@ -1,0 +1,208 @@
+"""``coldlab export``: tables equal the store, figures are PNGs with the expected series, the HTML
+report is self-contained and references everything, bad selections give one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+import statistics
+import types
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from test_engine import cli
+
+STUDY = """
+[defaults]
+dataset = { name = "synthetic", train = 96, test = 16, size = 16 }
+network = { name = "cnn", channels = [8, 8], time_hidden = [16] }
+train = { epochs = 2, batch_size = 16, log_every = 2, val_fraction = 0.25 }
+eval = { every = 1, grid = 4, samples = 16, batch_size = 16, metrics = ["fid", "test-loss", { name = "class-histogram", epochs = 1 }, { name = "ks-normality", every = 5 }] }
+
+[[experiment]]
+study = "cmp"
+name = "ddpm"
+seeds = [0, 1]
+degradation = { name = "gaussian", schedule = { name = "linear", T = 20 } }
+sampler = "ddpm"
+
+[[experiment]]
+study = "cmp"
+name = "zoom"
+degradation = { name = "zoom", final_size = 4 }
+prior = "centre-pixels"
+sampler = "cold-improved"
+eval = { metrics = ["test-loss", { name = "class-histogram", epochs = 1 }] }
+
+[[experiment]]
+study = "other"
+name = "blur"
+degradation = { name = "blur", schedule = { name = "constant", C = 1.0, T = 10 } }
+prior = "flat-gaussian"
+sampler = "cold-improved"
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A small store (2 studies, one experiment at two seeds, one re-evaluation) exported once."""
+    folder = tmp_path_factory.mktemp("export")
+    home, out = folder / "home", folder / "out"
+    (folder / "study.toml").write_text(STUDY)
+    env = {"COLDLAB_INCEPTION_WEIGHTS": "", "TORCH_HOME": str(folder / "no-hub")}
+    run = cli("run", str(folder / "study.toml"), "--home", str(home), env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    again = cli("eval", "1", "--home", str(home), "--sampler", "ddim", "--steps", "5", "--metrics", "test-loss", env=env, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    done = cli("export", "--home", str(home), "--out", str(out), env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    conn = sqlite3.connect(home / "coldlab.db")
+    conn.row_factory = sqlite3.Row
+    manifest = json.loads((out / "manifest.json").read_text())
+    return types.SimpleNamespace(home=home, out=out, conn=conn, manifest=manifest, stderr=done.stderr)
+
+
+def store_values(conn, study, metric):
+    """experiment -> final training values of a metric per run, straight from SQL."""
+    rows = conn.execute(
+        """SELECT r.name, v.value FROM runs r JOIN evaluations e ON e.run_id = r.id JOIN evaluation_values v ON v.evaluation_id = e.id
+           WHERE r.study = ? AND v.name = ? AND e.origin = 'training'
+           AND e.epoch = (SELECT MAX(e2.epoch) FROM evaluations e2 JOIN evaluation_values v2 ON v2.evaluation_id = e2.id
+                          WHERE e2.run_id = r.id AND v2.name = ? AND e2.origin = 'training')""", (study, metric, metric)).fetchall()
+    out = {}
+    for name, value in rows:
+        out.setdefault(re.sub(r"-seed\d+$", "", name), []).append(value)
+    return out
+
+
+def read_csv(path):
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def test_table_numbers_equal_the_store(exported):
+    rows = {r["experiment"]: r for r in read_csv(exported.out / "table-cmp.csv")}
+    expected = store_values(exported.conn, "cmp", "test-loss")
+    assert set(expected) == {"ddpm", "zoom"} and len(expected["ddpm"]) == 2
+    for experiment, values in expected.items():
+        assert float(rows[experiment]["test-loss (final)"]) == pytest.approx(statistics.fmean(values), rel=1e-12)
+    assert float(rows["ddpm"]["test-loss (final) std"]) == pytest.approx(statistics.stdev(expected["ddpm"]), rel=1e-9)
+    data = json.loads((exported.out / "table-cmp.json").read_text())[0]
+    ddpm = next(r for r in data["rows"] if r["experiment"] == "ddpm")
+    assert sorted(ddpm["test-loss:final"]["values"]) == sorted(expected["ddpm"])
+    epochs = {r["name"]: r["epoch"] for r in exported.conn.execute("SELECT name, epoch FROM runs")}
+    assert rows["zoom"]["epochs"] == f"{epochs['zoom']}/2"
+
+
+def test_seeds_are_pooled_as_mean_plus_minus_std_and_the_best_is_marked(exported):
+    md = (exported.out / "table-cmp.md").read_text()
+    ddpm_line = next(line for line in md.splitlines() if line.startswith("| ddpm |"))
+    assert "±" in ddpm_line
+    expected = store_values(exported.conn, "cmp", "test-loss")
+    best = min(expected, key=lambda k: statistics.fmean(expected[k]))
+    rows = {r["experiment"]: r for r in read_csv(exported.out / "table-cmp.csv")}
+    assert rows[best]["test-loss (final) best"] == "1" and sum(r["test-loss (final) best"] == "1" for r in rows.values()) == 1
+    best_line = next(line for line in md.splitlines() if line.startswith(f"| {best} |"))
+    assert best_line.count("**") >= 2
+    tex = (exported.out / "table-cmp.tex").read_text()
+    assert tex.startswith("\\begin{tabular}") and "\\textbf{" in tex and "$\\pm$" in tex
+
+
+def test_unavailable_metrics_show_as_such_with_the_reason(exported):
+    md = (exported.out / "table-cmp.md").read_text()
+    ddpm_line = next(line for line in md.splitlines() if line.startswith("| ddpm |"))
+    assert "unavailable" in ddpm_line
+    assert "fid unavailable: no Inception weights" in md
+    assert "no Inception weights" in (exported.out / "report.html").read_text()
+
+
+def test_a_re_evaluation_is_a_row_of_its_own(exported):
+    rows = read_csv(exported.out / "table-cmp.csv")
+    extra = [r for r in rows if "(evaluation" in r["experiment"]]
+    assert len(extra) == 1 and extra[0]["sampler"].startswith("ddim") and extra[0]["steps"] == "5"
+    value = exported.conn.execute("SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
+                                  "WHERE e.origin = 'eval' AND v.name = 'test-loss'").fetchone()[0]
+    assert float(extra[0]["test-loss (final)"]) == pytest.approx(value, rel=1e-12)
+
+
+def figures(exported, study):
+    entry = next(s for s in exported.manifest["studies"] if s["study"] == study)
+    return {Path(f["path"]).name: f for f in entry["figures"]}
+
+
+def test_every_figure_is_a_png_with_the_expected_series(exported):
+    runs = {r["id"]: r for r in exported.conn.execute("SELECT id, study, name FROM runs")}
+    cmp_ids = sorted(i for i, r in runs.items() if r["study"] == "cmp")
+    figs = figures(exported, "cmp")
+    for name in figs:
+        path = exported.out / "figures" / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert plt.imread(path).ndim == 3
+    with_val = [i for i in cmp_ids if exported.conn.execute("SELECT 1 FROM metrics WHERE run_id = ? AND name = 'val_loss'", (i,)).fetchone()]
+    assert len(figs["loss-cmp.png"]["series"]) == len(cmp_ids) + len(with_val)
+    tl_runs = {str(r[0]) for r in exported.conn.execute(
+        "SELECT DISTINCT e.run_id FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id JOIN runs r ON r.id = e.run_id "
+        "WHERE r.study = 'cmp' AND v.name = 'test-loss' AND e.origin = 'training' AND v.value IS NOT NULL")}
+    assert set(figs["metric-test-loss-cmp.png"]["series"]) == tl_runs
+    assert "metric-fid-cmp.png" not in figs  # never computed: nothing to draw, and nothing made up
+    assert set(figs["grids-cmp.png"]["series"]) == {str(i) for i in cmp_ids}
+    assert set(figs["classes-cmp.png"]["series"]) == {str(i) for i in cmp_ids}
+    ks_runs = {str(i) for i in cmp_ids if runs[i]["name"].startswith("ddpm")}
+    assert set(figs["ks-cmp.png"]["series"]) == ks_runs
+    assert len(figs["schedules-cmp.png"]["series"]) == 1  # one distinct schedule (the zoom has none)
+    for i in cmp_ids:
+        for kind in ("loss", "degradation", "reconstructions", "trajectory", "prior", "best-worst"):
+            assert f"{kind}-run{i}.png" in figs, (kind, i)
+    assert figs["best-worst-run1.png"]["series"] == ["best", "worst"]
+    recon = figs[f"reconstructions-run{cmp_ids[0]}.png"]["series"]
+    assert recon == ["t=5", "t=10", "t=15", "t=20"]
+
+
+def test_the_html_report_is_self_contained_and_references_everything(exported):
+    page = (exported.out / "report.html").read_text()
+    for study in exported.manifest["studies"]:
+        assert f"id='study-{study['study']}'" in page
+        for f in study["figures"]:
+            assert f'data-file="{Path(f["path"]).name}"' in page
+        assert f"data-table='{study['tables']['md']}'" in page
+    assert page.count('src="data:image/png;base64,') == sum(len(s["figures"]) for s in exported.manifest["studies"])
+    assert not re.search(r"""(src|href)=["']https?:""", page)
+    for name in ("ddpm", "zoom", "blur"):
+        assert f">{name}" in page
+
+
+def test_a_selection_exports_only_what_was_asked(exported, tmp_path):
+    out = tmp_path / "one"
+    done = cli("export", "--home", str(exported.home), "--out", str(out), "--study", "other", "--format", "md,json",
+               "--no-model-figures", timeout=300)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["study"] for s in manifest["studies"]] == ["other"]
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "manifest.json", "table-other.json", "table-other.md"]
+    assert not any("reconstructions" in f["path"] for f in manifest["studies"][0]["figures"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--runs", "999"], "--runs: no run with id 999"),
+    (["--study", "nope"], "--study: no runs of study 'nope'"),
+    (["--format", "pdf"], "--format: unknown format 'pdf'"),
+])
+def test_bad_selections_are_one_line_errors(exported, tmp_path, args, message):
+    done = cli("export", "--home", str(exported.home), "--out", str(tmp_path / "x"), *args, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_empty_store_is_a_clear_error(tmp_path):
+    from coldlab.store import connect
+
+    connect(tmp_path / "coldlab.db").close()
+    done = cli("export", "--home", str(tmp_path), "--out", str(tmp_path / "x"), timeout=120)
+    assert done.returncode == 2 and "nothing to export" in done.stderr and "Traceback" not in done.stderr
+    missing = cli("export", "--home", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), timeout=120)
+    assert missing.returncode == 2 and "no store at" in missing.stderr
