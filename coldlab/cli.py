@@ -100,6 +100,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tui(args: argparse.Namespace) -> int:
+    try:
+        from coldlab.tui.app import run
+    except ImportError as err:
+        raise ColdlabError(f"the dashboard needs Textual: {err}", hint="pip install textual") from None
+    return run(_home(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from coldlab import __version__
 
@@ -150,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip figures computed from saved weights (degradation strips, reconstructions, trajectories, prior)")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("tui", help="the dashboard: queue and watch runs live")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=_tui)
 
     p = sub.add_parser("ls", help="list runs")
     p.add_argument("--home", help=home_help)

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from coldlab import Executor, hookimpl
+from coldlab import Executor, hookimpl, param
 
 
 class ProcessWorker:
     """A worker process; :meth:`interrupt` sends SIGINT (the worker checkpoints and marks its run interrupted)."""
 
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.proc = proc
+    def __init__(self, proc: subprocess.Popen, device: str = "") -> None:
+        self.proc, self.device = proc, device
 
     def poll(self) -> int | None:
         return self.proc.poll()
@@ -32,14 +33,21 @@ class LocalExecutor(Executor):
     """One ``python -m coldlab worker --home HOME --device D`` process per device, output to
     ``logs/worker-K.log`` (appended), so nothing is printed across the progress bars."""
 
+    @dataclasses.dataclass
+    class Params:
+        detach: bool = param(False, "start workers in their own session, so they outlive the program that started them (the dashboard)")
+
     def start(self, home: Path, devices: list[str], logs: Path) -> list[ProcessWorker]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         logs.mkdir(parents=True, exist_ok=True)
         workers = []
-        for k, device in enumerate(devices):
+        taken = {int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()}
+        first = 0 if not self.params.detach else (max(taken) + 1 if taken else 0)  # the dashboard adds logs, never mixes them
+        for k, device in enumerate(devices, start=first):
             with open(logs / f"worker-{k}.log", "a") as log:
                 cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", device]
-                workers.append(ProcessWorker(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)))
+                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.params.detach)
+                workers.append(ProcessWorker(proc, device))
         return workers
 
 

@@ -26,6 +26,7 @@ from coldlab.store.queue import (
     request_cancel,
     requeue,
     requeue_expired,
+    set_priority,
 )
 
 __all__ = [
@@ -47,5 +48,6 @@ __all__ = [
     "request_cancel",
     "requeue",
     "requeue_expired",
+    "set_priority",
     "transaction",
 ]

@@ -121,3 +121,11 @@ def list_runs(conn: sqlite3.Connection, *, study: str | None = None, status: str
         sql += " AND status = ?"
         args.append(status)
     return conn.execute(sql + " ORDER BY id", args).fetchall()
+
+
+def set_priority(conn: sqlite3.Connection, run_id: int, priority: int) -> None:
+    """Change where a queued run stands: higher priority runs are claimed first (then older ones)."""
+    with transaction(conn):
+        row = conn.execute("UPDATE runs SET priority = ? WHERE id = ? RETURNING id", (int(priority), run_id)).fetchone()
+    if row is None:
+        raise ColdlabError(f"no run with id {run_id}", hint="`coldlab ls` lists the runs")

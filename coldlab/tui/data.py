@@ -1,0 +1,211 @@
+"""What the dashboard shows, read from the store (read-only) without Textual: the runs table,
+the selected run's series, its latest sample grid and log tail, and the devices.
+
+Kept free of Textual so it can be tested and benchmarked on its own; the app calls
+:func:`load_snapshot` from a worker thread and renders the result on the UI thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from coldlab.store import connect
+
+SERIES = ("train_loss", "val_loss", "fid", "classifier-fid")
+LOSS_NAMES = ("train_loss_step", "train_loss")
+
+
+@dataclasses.dataclass
+class RunRow:
+    id: int
+    study: str
+    name: str
+    status: str
+    device: str
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    priority: int
+    train_loss: float | None
+    val_loss: float | None
+    fid: float | None
+    fid_name: str  # "fid" or "classifier-fid": whichever the run has (fid first)
+    eta_s: float | None
+    cancel_requested: bool
+    error: str | None
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else (1.0 if self.status == "finished" else 0.0)
+
+
+@dataclasses.dataclass
+class RunDetail:
+    id: int
+    config: dict[str, Any]
+    series: dict[str, list[float]]
+    grid: Path | None
+    log_tail: list[str]
+    error: str | None
+
+
+@dataclasses.dataclass
+class Snapshot:
+    rows: list[RunRow]
+    detail: RunDetail | None
+    seconds: float  # how long reading took
+    taken: float
+
+
+def _latest(conn: sqlite3.Connection, run_id: int, names: tuple[str, ...]) -> float | None:
+    for name in names:
+        row = conn.execute("SELECT value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step DESC LIMIT 1", (run_id, name)).fetchone()
+        if row is not None and row[0] is not None:
+            return float(row[0])
+    return None
+
+
+def _latest_fid(conn: sqlite3.Connection, run_id: int) -> tuple[float | None, str]:
+    for name in ("fid", "classifier-fid"):
+        row = conn.execute(
+            "SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
+            "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL ORDER BY e.id DESC LIMIT 1", (run_id, name)).fetchone()
+        if row is not None:
+            return float(row[0]), name
+    return None, ""
+
+
+def _eta(row: sqlite3.Row, now: float) -> float | None:
+    if row["status"] != "running" or not row["started"] or not row["step"] or not row["total_steps"]:
+        return None
+    elapsed = now - row["started"]
+    return elapsed / row["step"] * max(row["total_steps"] - row["step"], 0)
+
+
+def load_rows(conn: sqlite3.Connection, now: float | None = None) -> list[RunRow]:
+    now = time.time() if now is None else now
+    rows = []
+    for r in conn.execute("SELECT * FROM runs ORDER BY id").fetchall():
+        fid, fid_name = _latest_fid(conn, r["id"])
+        rows.append(RunRow(
+            id=r["id"], study=r["study"], name=r["name"], status=r["status"], device=r["device"] or "", epoch=r["epoch"],
+            epochs=r["epochs"], step=r["step"], total_steps=r["total_steps"], priority=r["priority"],
+            train_loss=_latest(conn, r["id"], LOSS_NAMES), val_loss=_latest(conn, r["id"], ("val_loss",)),
+            fid=fid, fid_name=fid_name, eta_s=_eta(r, now), cancel_requested=bool(r["cancel_requested"]), error=r["error"],
+        ))
+    return rows
+
+
+def series(conn: sqlite3.Connection, run_id: int, limit: int = 400) -> dict[str, list[float]]:
+    """The last ``limit`` points of train loss (per step), validation loss, FID and classifier FID."""
+    out: dict[str, list[float]] = {}
+    for name, source in (("train_loss", "train_loss_step"), ("val_loss", "val_loss")):
+        values = conn.execute("SELECT value FROM metrics WHERE run_id = ? AND name = ? AND value IS NOT NULL "
+                              "ORDER BY step DESC LIMIT ?", (run_id, source, limit)).fetchall()
+        if not values and name == "train_loss":
+            values = conn.execute("SELECT value FROM metrics WHERE run_id = ? AND name = 'train_loss' AND value IS NOT NULL "
+                                  "ORDER BY step DESC LIMIT ?", (run_id, limit)).fetchall()
+        out[name] = [float(v[0]) for v in reversed(values)]
+    for name in ("fid", "classifier-fid"):
+        values = conn.execute(
+            "SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
+            "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL AND e.origin = 'training' ORDER BY e.epoch",
+            (run_id, name)).fetchall()
+        out[name] = [float(v[0]) for v in values][-limit:]
+    return out
+
+
+def log_tail(home: Path, run_id: int, lines: int = 12) -> list[str]:
+    """The last lines of the run's error log, else of the worker logs that mention it."""
+    folder = Path(home) / "runs" / f"{run_id:05d}"
+    error_log = folder / "error.log"
+    if error_log.exists():
+        return error_log.read_text(errors="replace").splitlines()[-lines:]
+    found: list[str] = []
+    for log in sorted((Path(home) / "logs").glob("worker-*.log")):
+        try:
+            with open(log, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(log) - 65536))
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        found += [line for line in text.splitlines() if f"run {run_id} " in line or f"run {run_id}:" in line]
+    return found[-lines:]
+
+
+def load_detail(conn: sqlite3.Connection, home: Path, run_id: int) -> RunDetail | None:
+    r = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if r is None:
+        return None
+    grid_row = conn.execute("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'grid' ORDER BY epoch DESC, created DESC LIMIT 1",
+                            (run_id,)).fetchone()
+    grid = Path(grid_row[0]) if grid_row and Path(grid_row[0]).exists() else None
+    return RunDetail(id=run_id, config=json.loads(r["config"]), series=series(conn, run_id), grid=grid,
+                     log_tail=log_tail(home, run_id), error=r["error"])
+
+
+def load_snapshot(home: Path, selected: int | None, *, now: Callable[[], float] = time.time) -> Snapshot:
+    """Everything one refresh needs, through a read-only connection opened and closed here."""
+    start = time.perf_counter()
+    db = Path(home) / "coldlab.db"
+    if not db.exists():
+        return Snapshot([], None, time.perf_counter() - start, now())
+    conn = connect(db, readonly=True)
+    try:
+        try:
+            rows = load_rows(conn, now())
+        except sqlite3.OperationalError:  # the file exists a moment before its tables do
+            return Snapshot([], None, time.perf_counter() - start, now())
+        detail = load_detail(conn, Path(home), selected) if selected is not None else None
+    finally:
+        conn.close()
+    return Snapshot(rows, detail, time.perf_counter() - start, now())
+
+
+def devices() -> list[dict[str, Any]]:
+    """Each visible GPU's memory and utilisation, else the CPU's load and memory."""
+    import torch
+
+    out = []
+    for i in range(torch.cuda.device_count()):
+        free, total = torch.cuda.mem_get_info(i)
+        try:
+            util = f"{torch.cuda.utilization(i)}%"
+        except Exception:  # needs pynvml; memory is still shown
+            util = "n/a"
+        out.append({"device": f"cuda:{i}", "name": torch.cuda.get_device_name(i), "memory_used": total - free,
+                    "memory_total": total, "utilisation": util})
+    if not out:
+        mem_total = mem_avail = 0
+        try:
+            info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines() if ":" in line)
+            mem_total = int(info["MemTotal"].split()[0]) * 1024
+            mem_avail = int(info["MemAvailable"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):
+            pass
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        out.append({"device": "cpu", "name": f"{os.cpu_count()} cores", "memory_used": mem_total - mem_avail,
+                    "memory_total": mem_total, "utilisation": f"load {load:.2f}"})
+    return out
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def format_number(x: float | None) -> str:
+    if x is None:
+        return ""
+    return f"{x:.4g}" if abs(x) < 1e5 else f"{x:.3e}"
