@@ -69,7 +69,7 @@ async def test_table_and_sparklines_follow_a_writer(home):
         losses = [1.0, 0.8, 0.5]
         record_metrics(conn, run_id, [("train_loss_step", i + 1, 1, v, None) for i, v in enumerate(losses)])
         record_evaluation(conn, run_id, origin="training", epoch=1, step=3, sampler={"name": "ddpm"}, settings={},
-                          results=[("fid", 42.5, {}), ("classifier-fid", 3.0, {})], key="training:1", series=True)
+                          results=[("fid", 42.5, {}), ("classifier-fid", 3.0, {})], key=f"run{run_id}:training:1", series=True)
         await settle(pilot, app)
         assert cell(app, run_id, "train") == format_number(0.5)
         assert cell(app, run_id, "fid") == format_number(42.5)
@@ -213,7 +213,7 @@ def frozen_home(home):
     conn, run_id = start_running(home)
     record_metrics(conn, run_id, [("train_loss_step", i + 1, 1, 1.0 / (i + 1), None) for i in range(10)])
     record_evaluation(conn, run_id, origin="training", epoch=1, step=10, sampler={"name": "ddpm"}, settings={},
-                      results=[("classifier-fid", 12.5, {})], key="training:1", series=True)
+                      results=[("classifier-fid", 12.5, {})], key=f"run{run_id}:training:1", series=True)
     conn.close()
     return home
 
@@ -240,3 +240,63 @@ def test_the_core_and_the_dashboard_data_import_without_textual():
             "assert not any(m.startswith('textual') for m in sys.modules if sys.modules[m] is not None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+async def test_compare_shows_marked_runs_side_by_side_and_exports_them(frozen_home):
+    conn = connect(frozen_home / "coldlab.db")
+    record_evaluation(conn, 2, origin="training", epoch=1, step=5, sampler={"name": "ddpm"}, settings={},
+                      results=[("classifier-fid", 20.0, {}), ("fid", None, {"unavailable": "no Inception weights"})],
+                      key="run2:training:1", series=True)
+    conn.close()
+    app = app_for(frozen_home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("space")
+        await pilot.press("down")
+        await settle(pilot, app)
+        await pilot.press("space")
+        assert app.marked == {1, 2}
+        await pilot.press("m")
+        for _ in range(50):
+            await pilot.pause(0.1)
+            table = app.screen.query_one("#compare", DataTable)
+            if table.row_count:
+                break
+        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)[1:]] for i in range(table.row_count)}
+        assert rows["classifier-fid"] == [format_number(12.5), format_number(20.0)]
+        assert rows["fid"] == ["", "unavailable"]
+        await pilot.press("e")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if "exported to" in str(app.screen.query_one("#compare-message", Static).content):
+                break
+        message = str(app.screen.query_one("#compare-message", Static).content)
+        assert "exported to" in message
+        report = Path(message.split("exported to ", 1)[1].strip())
+        assert report.exists() and "run 1" in report.read_text() and "run 2" in report.read_text()
+
+
+async def test_devices_panel_says_which_run_uses_each_device(frozen_home):
+    app = app_for(frozen_home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        app._apply_devices([{"device": "cpu", "name": "2 cores", "memory_used": 2 ** 30, "memory_total": 4 * 2 ** 30,
+                             "utilisation": "load 0.50"}])
+        text = str(app.query_one("#devices", Static).content)
+        assert "cpu (2 cores): 1.0/4.0 GiB load 0.50" in text and "runs: #1" in text
+
+
+async def test_a_worker_started_from_the_dashboard_trains_and_outlives_it(tmp_path):
+    conn = connect(tmp_path / "coldlab.db")
+    spec = {"study": "w", "name": "tiny", "dataset": {"name": "synthetic", "size": 8, "train": 32, "test": 8},
+            "network": {"name": "cnn", "channels": [4, 4]}, "degradation": {"name": "zoom", "final_size": 4},
+            "prior": "gaussian", "sampler": "cold-improved", "train": {"epochs": 1, "batch_size": 16}, "eval": {"every": 1, "grid": 4, "samples": 4}}
+    enqueue(conn, "w", "tiny", spec, epochs=1)
+    app = app_for(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        app.start_worker("cpu")
+        handle = app.workers_started[0]
+        assert os.getsid(handle.proc.pid) != os.getsid(0)  # its own session: closing the dashboard does not stop it
+    assert handle.proc.wait(timeout=120) == 0
+    assert conn.execute("SELECT status FROM runs WHERE name = 'tiny'").fetchone()[0] == "finished"

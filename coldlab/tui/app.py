@@ -19,6 +19,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Select, Sparkline, Static
 
@@ -79,6 +80,11 @@ class ColdlabApp(App):
         self.status_filter = "all"
         self.device_info: list[dict[str, Any]] = []
 
+    @property
+    def base(self) -> Any:
+        """The main screen (queried even while another screen is on top, so polls keep it current)."""
+        return self.screen_stack[0]
+
     # ---- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
@@ -102,7 +108,7 @@ class ColdlabApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.base.query_one("#runs", DataTable)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         table.focus()
@@ -121,18 +127,27 @@ class ColdlabApp(App):
     @work(thread=True, group="poll")
     def _poll(self, selected: int | None) -> None:
         try:
-            snapshot = load_snapshot(self.home, selected, now=self.clock)
-        except Exception as err:  # a store being migrated or a torn read: say so, try again next tick
-            self.call_from_thread(self.say, f"could not read the store: {type(err).__name__}: {err}")
+            try:
+                snapshot = load_snapshot(self.home, selected, now=self.clock)
+            except Exception as err:  # a store being migrated or a torn read: say so, try again next tick
+                self._to_ui(self.say, f"could not read the store: {type(err).__name__}: {err}")
+                return
+            self._to_ui(self.apply, snapshot)
+        finally:
             self._polling.release()
+
+    def _to_ui(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the UI thread, unless the app is closing (then the result is not needed)."""
+        if not self.is_running or self._exit_renderables:
             return
-        self.call_from_thread(self.apply, snapshot)
-        self._polling.release()
+        try:
+            self.call_from_thread(fn, *args)
+        except RuntimeError:  # the event loop closed while this poll was reading
+            pass
 
     @work(thread=True, group="devices", exclusive=True)
     def refresh_devices(self) -> None:
-        info = devices()
-        self.call_from_thread(self._apply_devices, info)
+        self._to_ui(self._apply_devices, devices())
 
     def _apply_devices(self, info: list[dict[str, Any]]) -> None:
         self.device_info = info
@@ -148,7 +163,7 @@ class ColdlabApp(App):
             gib = 2 ** 30
             mem = f"{d['memory_used'] / gib:.1f}/{d['memory_total'] / gib:.1f} GiB" if d["memory_total"] else ""
             lines.append(f"{d['device']} ({d['name']}): {mem} {d['utilisation']}  runs: {' '.join(users.get(d['device'], [])) or '-'}")
-        self.query_one("#devices", Static).update("\n".join(lines))
+        self.base.query_one("#devices", Static).update("\n".join(lines))
 
     def visible_rows(self) -> list[RunRow]:
         rows = self.snapshot.rows if self.snapshot else []
@@ -157,9 +172,15 @@ class ColdlabApp(App):
 
     def apply(self, snapshot: Snapshot) -> None:
         """Render a snapshot (UI thread): update cells in place, add and remove rows."""
+        try:
+            self._apply(snapshot)
+        except NoMatches:  # a poll that lands while the app is closing
+            pass
+
+    def _apply(self, snapshot: Snapshot) -> None:
         start = time.perf_counter()
         self.snapshot = snapshot
-        table = self.query_one("#runs", DataTable)
+        table = self.base.query_one("#runs", DataTable)
         rows = self.visible_rows()
         wanted = {str(r.id) for r in rows}
         for key in [k for k in list(table.rows) if k.value not in wanted]:
@@ -192,18 +213,18 @@ class ColdlabApp(App):
         title = f"run {detail.id}: {row.name if row else ''} — {row.status if row else ''}"
         if detail.error:
             title += f"\n[red]{detail.error}[/red]"
-        self.query_one("#detail-title", Static).update(title)
+        self.base.query_one("#detail-title", Static).update(title)
         for name, values in detail.series.items():
-            spark = self.query_one(f"#spark-{name}", Sparkline)
+            spark = self.base.query_one(f"#spark-{name}", Sparkline)
             spark.data = list(values)  # a new list: Sparkline watches assignment, not mutation
             last = f" {format_number(values[-1])}" if values else " –"
             label = {"train_loss": "train loss", "val_loss": "val loss", "fid": "FID", "classifier-fid": "classifier FID"}[name]
-            self.query_one(f"#label-{name}", Static).update(f"{label}:{last} ({len(values)} points)")
-        grid = self.query_one("#grid", Static)
+            self.base.query_one(f"#label-{name}", Static).update(f"{label}:{last} ({len(values)} points)")
+        grid = self.base.query_one("#grid", Static)
         grid.update(half_blocks(detail.grid, width=32, max_rows=16) if detail.grid else "no sample grid yet")
         cfg = {k: detail.config[k] for k in ("dataset", "degradation", "prior", "network", "sampler", "train", "eval") if k in detail.config}
-        self.query_one("#config", Static).update(Text(json.dumps(cfg, indent=1), style="dim"))
-        self.query_one("#log", Static).update(Text("\n".join(detail.log_tail) or "(no log lines)", style="italic"))
+        self.base.query_one("#config", Static).update(Text(json.dumps(cfg, indent=1), style="dim"))
+        self.base.query_one("#log", Static).update(Text("\n".join(detail.log_tail) or "(no log lines)", style="italic"))
 
     # ---- events ------------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -226,7 +247,7 @@ class ColdlabApp(App):
                 self.apply(self.snapshot)
 
     def say(self, message: str, error: bool = False) -> None:
-        self.query_one("#message", Static).update(Text(message, style="bold red" if error else "bold"))
+        self.base.query_one("#message", Static).update(Text(message, style="bold red" if error else "bold"))
         if error:
             self.notify(message, severity="error", timeout=8)
 
@@ -274,7 +295,7 @@ class ColdlabApp(App):
                 self.apply(self.snapshot)
 
     def action_filter(self) -> None:
-        self.query_one("#study-filter", Input).focus()
+        self.base.query_one("#study-filter", Input).focus()
 
     def add_file(self, path: str) -> None:
         """Validate a TOML file and queue its runs; errors are shown, never raised."""
