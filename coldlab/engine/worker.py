@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class StoreReporter(Reporter):
     """Sends a run's metrics and artifacts to the store; a heartbeat thread keeps its lease."""
 
     def __init__(self, db: Path, run_id: int, worker: str, stop_flag: threading.Event) -> None:
+        self.home = Path(db).parent
         self.conn = connect(db)
         self.run_id, self.worker, self.stop_flag = run_id, worker, stop_flag
         self.epoch = self.step = self.total = 0
@@ -56,9 +58,17 @@ class StoreReporter(Reporter):
         self._thread.join(timeout=10)
         heartbeat(self.conn, self.run_id, self.worker, epoch=self.epoch, step=self.step, total_steps=self.total, lease_s=LEASE_S)
 
+    def log(self, line: str) -> None:
+        """One line in the run's own log (``runs/NNNNN/run.log``), which the dashboard tails."""
+        with open(run_dir(self.home, self.run_id) / "run.log", "a") as fh:
+            fh.write(time.strftime("%H:%M:%S ") + line + "\n")
+
     def metrics(self, rows):
         if rows:
             record_metrics(self.conn, self.run_id, rows)
+            for name, step, epoch, value, _ in rows:
+                if name in ("train_loss", "val_loss") and value is not None:
+                    self.log(f"epoch {epoch} step {step}: {name} {value:.5g}")
 
     def artifact(self, kind, path, epoch, step):
         record_artifact(self.conn, self.run_id, kind, path, epoch=epoch, step=step)
@@ -72,6 +82,8 @@ class StoreReporter(Reporter):
             results=[(r.name, r.value, r.row_detail()) for r in results], seconds=seconds,
             key=f"run{self.run_id}:{key}", series=True,
         )
+        shown = ", ".join(f"{r.name} {r.value:.4g}" if r.value is not None else f"{r.name} unavailable" for r in results)
+        self.log(f"epoch {epoch} evaluation {eval_id} ({seconds:.1f} s): {shown}")
         return eval_id
 
     def progress(self, epoch, step, total_steps):
@@ -92,6 +104,7 @@ def run_one(home: Path, row: Any, worker: str, device: str, stop_flag: threading
     folder = run_dir(home, row["id"])
     folder.mkdir(parents=True, exist_ok=True)
     reporter = StoreReporter(db, row["id"], worker, stop_flag)
+    reporter.log(f"claimed by {worker} on {device} (attempt {row['attempts']})")
     status, error = "failed", None
     try:
         spec = json.loads(row["config"])
@@ -112,8 +125,10 @@ def run_one(home: Path, row: Any, worker: str, device: str, stop_flag: threading
         error = f"{type(err).__name__}{where}: {err} (traceback in {folder / 'error.log'})"
     finally:
         reporter.close()
+    final = status if status in ("finished", "cancelled", "interrupted") else "failed"
     if status != "lost":
-        finish(conn, row["id"], worker, status if status in ("finished", "cancelled", "interrupted") else "failed", error)
+        finish(conn, row["id"], worker, final, error)
+    reporter.log(f"{final if status != 'lost' else 'lost its lease'}" + (f": {error}" if error else ""))
     conn.close()
     return status
 

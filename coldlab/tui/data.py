@@ -123,21 +123,17 @@ def series(conn: sqlite3.Connection, run_id: int, limit: int = 400) -> dict[str,
 
 
 def log_tail(home: Path, run_id: int, lines: int = 12) -> list[str]:
-    """The last lines of the run's error log, else of the worker logs that mention it."""
-    folder = Path(home) / "runs" / f"{run_id:05d}"
-    error_log = folder / "error.log"
-    if error_log.exists():
-        return error_log.read_text(errors="replace").splitlines()[-lines:]
-    found: list[str] = []
-    for log in sorted((Path(home) / "logs").glob("worker-*.log")):
+    """The last lines of the run's log (``run.log``, written by its worker), then of its error log."""
+    out: list[str] = []
+    for name in ("run.log", "error.log"):
+        path = Path(home) / "runs" / f"{run_id:05d}" / name
         try:
-            with open(log, "rb") as fh:
-                fh.seek(max(0, os.path.getsize(log) - 65536))
-                text = fh.read().decode(errors="replace")
+            with open(path, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(path) - 32768))
+                out += fh.read().decode(errors="replace").splitlines()[-lines:]
         except OSError:
             continue
-        found += [line for line in text.splitlines() if f"run {run_id} " in line or f"run {run_id}:" in line]
-    return found[-lines:]
+    return out[-lines:]
 
 
 def load_detail(conn: sqlite3.Connection, home: Path, run_id: int) -> RunDetail | None:
