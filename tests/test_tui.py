@@ -301,4 +301,4 @@ async def test_a_worker_started_from_the_dashboard_trains_and_outlives_it(tmp_pa
     assert handle.proc.wait(timeout=120) == 0
     assert conn.execute("SELECT status FROM runs WHERE name = 'tiny'").fetchone()[0] == "finished"
     tail = load_snapshot(tmp_path, 1).detail.log_tail
-    assert "claimed by" in tail[0] and any("evaluation" in line for line in tail) and tail[-1].endswith("finished")
+    assert "claimed by" in tail[0] and any("train_loss" in line for line in tail) and tail[-1].endswith("finished")
