@@ -302,3 +302,23 @@ async def test_a_worker_started_from_the_dashboard_trains_and_outlives_it(tmp_pa
     assert conn.execute("SELECT status FROM runs WHERE name = 'tiny'").fetchone()[0] == "finished"
     tail = load_snapshot(tmp_path, 1).detail.log_tail
     assert "claimed by" in tail[0] and any("train_loss" in line for line in tail) and tail[-1].endswith("finished")
+
+
+async def test_stopping_a_device_interrupts_its_worker_and_the_run_can_resume(tmp_path):
+    conn = connect(tmp_path / "coldlab.db")
+    spec = {"study": "w", "name": "long", "dataset": {"name": "synthetic", "size": 16, "train": 2000, "test": 8},
+            "network": {"name": "cnn", "channels": [8, 8]}, "degradation": {"name": "zoom", "final_size": 4},
+            "prior": "gaussian", "sampler": "cold-improved", "train": {"epochs": 50, "batch_size": 16}, "eval": {"every": 50}}
+    enqueue(conn, "w", "long", spec, epochs=50)
+    app = app_for(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.start_worker("cpu")
+        for _ in range(300):
+            await pilot.pause(0.1)
+            if conn.execute("SELECT step FROM runs WHERE id = 1").fetchone()[0] > 0:
+                break
+        await settle(pilot, app)
+        assert app.stop_workers("cpu") >= 1
+    assert app.workers_started[0].proc.wait(timeout=120) is not None
+    status, epoch = conn.execute("SELECT status, epoch FROM runs WHERE id = 1").fetchone()
+    assert status == "interrupted" and epoch < 50
