@@ -193,7 +193,7 @@ class ColdlabApp(App):
             if str(row.id) in present:
                 for (col, _), value in zip(COLUMNS, cells):
                     if str(table.get_cell(str(row.id), col)) != str(value):
-                        table.update_cell(str(row.id), col, value)
+                        table.update_cell(str(row.id), col, value, update_width=True)
             else:
                 table.add_row(*cells, key=str(row.id))
         if self.selected is None and rows:
@@ -217,6 +217,7 @@ class ColdlabApp(App):
         for name, values in detail.series.items():
             spark = self.base.query_one(f"#spark-{name}", Sparkline)
             spark.data = list(values)  # a new list: Sparkline watches assignment, not mutation
+            spark.display = bool(values)
             last = f" {format_number(values[-1])}" if values else " –"
             label = {"train_loss": "train loss", "val_loss": "val loss", "fid": "FID", "classifier-fid": "classifier FID"}[name]
             self.base.query_one(f"#label-{name}", Static).update(f"{label}:{last} ({len(values)} points)")
