@@ -81,10 +81,18 @@ def _eval(args: argparse.Namespace) -> int:
     from coldlab.engine.reevaluate import evaluate_run, print_evaluation
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    sample_class = None if args.sample_class is None else ("all" if args.sample_class == "all" else _class_index(args.sample_class))
     out = evaluate_run(_home(args), args.run, epoch=args.checkpoint, metrics=args.metrics, sampler=args.sampler,
-                       steps=args.steps, samples=args.samples, device=device)
+                       steps=args.steps, samples=args.samples, device=device, guidance=args.guidance, sample_class=sample_class)
     print_evaluation(out, args.json)
     return 0
+
+
+def _class_index(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ColdlabError(f"--class must be 'all' or a class index, got {text!r}", where=("--class",)) from None
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -144,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", metavar="NAME", help="sample with this sampler instead of the run's")
     p.add_argument("--steps", type=int, metavar="S", help="number of sampling steps (samplers with a steps parameter)")
     p.add_argument("--samples", type=int, metavar="N", help="generated samples (default: the run's eval.samples)")
+    p.add_argument("--guidance", type=float, metavar="W", help="classifier-free guidance scale (conditional networks)")
+    p.add_argument("--class", dest="sample_class", metavar="C", help="with --guidance: a class index, or all (balanced)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
     p.add_argument("--home", help=home_help)
     p.add_argument("--json", action="store_true")

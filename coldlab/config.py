@@ -49,6 +49,12 @@ class TrainSettings:
     loss: Literal["mse", "l1"] = param("mse", "loss between the network output and the target")
     log_every: int = param(50, "record the train loss every this many steps")
     max_train_images: int = param(0, "use at most this many training images (0: all)")
+    label_dropout: float = param(0.0, "probability that a training label is replaced by the null label "
+                                      "(classifier-free guidance, 003: 0.1); needs network.conditional = true")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout is a probability in [0, 1), got {self.label_dropout}")
 
 
 @dataclasses.dataclass
@@ -63,6 +69,14 @@ class EvalSettings:
     final_metrics: list[str | dict] = param([], "metrics evaluated only after the last epoch (costly ones)")
     batch_size: int = param(250, "samples generated (and images reconstructed) per batch in evaluation")
     keep_weights: bool = param(True, "save the sampling weights at every evaluation epoch (for coldlab eval --checkpoint)")
+    guidance_scale: float | None = param(None, "classifier-free guidance w for generated samples (0: unconditional, "
+                                               "1: conditional; needs network.conditional = true); unset: no labels")
+    sample_class: int | str = param("all", "with guidance, the class of every sample, or 'all' for balanced classes "
+                                           "(written `class` in the TOML)")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sample_class, str) and self.sample_class != "all":
+            raise ValueError(f"class must be 'all' or a class index, got {self.sample_class!r}")
 
 
 EXPERIMENT_KEYS = ("study", "name", "seeds", "train", "eval", *COMPONENT_KEYS)
@@ -114,7 +128,13 @@ def _settings(cls: type, values: Any, what: str) -> dict[str, Any]:
         clean, _ = validate(cls, values, component=f"{what} settings")
     except ColdlabError as err:
         raise err.at(what) from None
-    return {**dataclasses.asdict(cls()), **clean}
+    merged = {**dataclasses.asdict(cls()), **clean}
+    try:
+        cls(**merged)  # value checks of __post_init__
+    except ValueError as err:
+        key = next((k for k in clean if k in str(err)), None)
+        raise ColdlabError(str(err), where=(what, key) if key else (what,)) from None
+    return merged
 
 
 def resolve_metrics(registry: Any, metrics: list[Any], *, key: str = "metrics", taken: set[str] = frozenset()) -> list[dict[str, Any]]:
@@ -152,7 +172,23 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
         except ColdlabError as err:
             raise err.at(key) from None
     train = _settings(TrainSettings, raw.get("train", {}), "train")
-    evaluation = _settings(EvalSettings, raw.get("eval", {}), "eval")
+    if train["label_dropout"] > 0 and not resolved["network"].get("conditional", False):
+        raise ColdlabError("label_dropout needs a class-conditional network",
+                           hint=f"set network = {{ name = \"{resolved['network']['name']}\", conditional = true }}",
+                           where=("train", "label_dropout"))
+    raw_eval = raw.get("eval", {})
+    if isinstance(raw_eval, dict) and "class" in raw_eval:  # `class` is a Python keyword: the field is sample_class
+        raw_eval = {**{k: v for k, v in raw_eval.items() if k != "class"}, "sample_class": raw_eval["class"]}
+    evaluation = _settings(EvalSettings, raw_eval, "eval")
+    if evaluation["guidance_scale"] is not None:
+        if not resolved["network"].get("conditional", False):
+            raise ColdlabError("guidance_scale needs a class-conditional network",
+                               hint=f"set network = {{ name = \"{resolved['network']['name']}\", conditional = true }} "
+                                    "and train it with train.label_dropout (e.g. 0.1)", where=("eval", "guidance_scale"))
+        classes = registry.build("dataset", resolved["dataset"]).num_classes
+        if isinstance(evaluation["sample_class"], int) and not 0 <= evaluation["sample_class"] < classes:
+            raise ColdlabError(f"class {evaluation['sample_class']} is not one of the dataset's classes 0..{classes - 1}",
+                               where=("eval", "class"))
     evaluation["metrics"] = resolve_metrics(registry, evaluation["metrics"])
     evaluation["final_metrics"] = resolve_metrics(registry, evaluation["final_metrics"], key="final_metrics",
                                                   taken={m["name"] for m in evaluation["metrics"]})

@@ -61,7 +61,8 @@ class EvalContext:
                  value_range: tuple[float, float], device: torch.device | str, samples: int, batch_size: int,
                  seed: int, cache_dir: Path, train_images: torch.Tensor | None = None,
                  train_labels: torch.Tensor | None = None, train_loss: str = "mse",
-                 on_batch: Callable[[], None] | None = None) -> None:
+                 on_batch: Callable[[], None] | None = None, guidance_scale: float | None = None,
+                 sample_class: int | str = "all") -> None:
         self.registry, self.dataset_spec = registry, dataset_spec
         self.net, self.degradation, self.sampler, self.prior = net, degradation, sampler, prior
         self.shape, self.num_classes, self.value_range = tuple(shape), num_classes, tuple(value_range)
@@ -76,6 +77,9 @@ class EvalContext:
         self._reconstructions: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.shared: dict[str, Any] = {}  # per-evaluation objects metrics share (the classifier)
         self.sampling_seconds = 0.0
+        # classifier-free guidance: None samples without labels (a conditional network sees its null label)
+        self.guidance_scale, self.sample_class = guidance_scale, sample_class
+        self.sample_labels: torch.Tensor | None = None  # the class asked of each generated sample, when guided
 
     # ---- data --------------------------------------------------------------------------
     def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,10 +112,17 @@ class EvalContext:
         start_gen = torch.Generator().manual_seed(self.seed)
         step_gen = self.generator(1)
         self.net.eval()
+        net, labels = self.net, None
+        if self.guidance_scale is not None:
+            from coldlab.engine.guidance import GuidedNetwork, sample_labels
+
+            net, labels = GuidedNetwork(self.net, self.guidance_scale), sample_labels(n, self.num_classes, self.sample_class)
+            self.sample_labels = labels.to(self.device)
         for i in range(0, n, batch_size):
             b = min(batch_size, n - i)
             z = self.prior.sample(b, self.shape, generator=start_gen).to(self.device)
-            yield self.sampler.sample(self.net, self.degradation, z, generator=step_gen).images
+            y = None if labels is None else labels[i : i + b].to(self.device)
+            yield self.sampler.sample(net, self.degradation, z, y=y, generator=step_gen).images
             self.on_batch()
 
     @property

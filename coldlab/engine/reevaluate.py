@@ -84,7 +84,8 @@ def metric_specs(registry: Registry, configured: list[dict[str, Any]], names: li
 
 def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: list[str] | None = None,
                  sampler: str | None = None, steps: int | None = None, samples: int | None = None,
-                 device: str = "cpu", registry: Registry | None = None) -> dict[str, Any]:
+                 device: str = "cpu", registry: Registry | None = None, guidance: float | None = None,
+                 sample_class: int | str | None = None) -> dict[str, Any]:
     """Evaluate run ``run_id`` at ``epoch`` (default: the newest weights) and store the evaluation."""
     registry = registry or get_registry()
     home = Path(home)
@@ -110,7 +111,17 @@ def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: 
         raise err.at("--sampler") from None
     specs = metric_specs(registry, spec["eval"]["metrics"] + spec["eval"].get("final_metrics", []), metrics)
     built = build_metrics(registry, specs)
-    ctx = trainer.eval_context(sampler=built_sampler, samples=samples)
+    if (guidance is not None or sample_class is not None) and not trainer.conditional:
+        raise ColdlabError(f"run {run_id} has no class-conditional network: it cannot be guided",
+                           hint="train one with network.conditional = true and train.label_dropout", where=("--guidance",))
+    if isinstance(sample_class, int) and not 0 <= sample_class < trainer.data.num_classes:
+        raise ColdlabError(f"class {sample_class} is not one of the dataset's classes 0..{trainer.data.num_classes - 1}",
+                           where=("--class",))
+    ctx = trainer.eval_context(sampler=built_sampler, samples=samples,
+                               guidance_scale="run" if guidance is None else guidance,
+                               sample_class="run" if sample_class is None else sample_class)
+    if ctx.guidance_scale is None and sample_class is not None:
+        raise ColdlabError("--class needs a guidance scale", hint="add --guidance W (1: plain conditional sampling)", where=("--class",))
     start = time.perf_counter()
     results = evaluate(ctx, built)
     seconds = time.perf_counter() - start
@@ -123,7 +134,8 @@ def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: 
         record_artifact(conn, run_id, "samples", str(path), epoch=loaded_epoch, step=step)
     conn.close()
     return {"evaluation": eval_id, "run": run_id, "epoch": loaded_epoch, "sampler": s_spec, "seconds": seconds,
-            "results": results}
+            "results": results, "guidance_scale": ctx.guidance_scale,
+            "class": ctx.sample_class if ctx.guidance_scale is not None else None}
 
 
 def format_value(result: MetricResult) -> str:
@@ -142,6 +154,8 @@ def print_evaluation(out: dict[str, Any], as_json: bool) -> None:
     from rich.table import Table
 
     sampler = ", ".join(f"{k}={v}" for k, v in out["sampler"].items() if k != "name")
+    if out.get("guidance_scale") is not None:
+        sampler += f"; guidance w={out['guidance_scale']}, class {out['class']}"
     table = Table(title=f"evaluation {out['evaluation']} of run {out['run']}, epoch {out['epoch']}, "
                         f"sampler {out['sampler']['name']} ({sampler}), {out['seconds']:.1f} s")
     for col in ("metric", "value", "seconds"):

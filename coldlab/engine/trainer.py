@@ -129,6 +129,12 @@ class Trainer:
         out = self.net(z, t_frac, y) if self.conditional else self.net(z, t_frac)
         return self.loss_fn(out, target)
 
+    def drop_labels(self, y: torch.Tensor) -> torch.Tensor:
+        """Each label replaced by the network's null label with probability ``train.label_dropout``
+        (drawn from the run's seeded device generator, so a resumed run draws the same)."""
+        drop = torch.rand(y.shape, generator=self.dev_gen, device=y.device) < self.train_cfg["label_dropout"]
+        return torch.where(drop, torch.full_like(y, self.net.null_label), y)
+
     def beat(self) -> None:
         """Report progress after every step; stop (checkpointing first) when the reporter says so."""
         stop = self.reporter.progress(self.epoch, self.step, self.steps_per_epoch * self.train_cfg["epochs"])
@@ -147,6 +153,8 @@ class Trainer:
             idx = perm[b * bs : (b + 1) * bs].to(self.device)
             x = self.data.train[idx]
             y = self.data.train_labels[idx] if self.conditional else None
+            if y is not None and self.train_cfg["label_dropout"] > 0:
+                y = self.drop_labels(y)
             loss = self.loss(x, y, self.dev_gen)
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -192,8 +200,10 @@ class Trainer:
         """The weights samples come from: the EMA copy when there is one."""
         return self.ema if self.ema is not None else self.net
 
-    def eval_context(self, *, sampler: Any = None, samples: int | None = None) -> EvalContext:
-        """An :class:`EvalContext` for the current sampling weights."""
+    def eval_context(self, *, sampler: Any = None, samples: int | None = None, guidance_scale: Any = "run",
+                     sample_class: Any = "run") -> EvalContext:
+        """An :class:`EvalContext` for the current sampling weights (guidance: the run's ``eval`` settings
+        unless given)."""
         return EvalContext(
             registry=self.registry, dataset_spec=self.spec["dataset"], net=self.sampling_net, degradation=self.degradation,
             sampler=sampler or self.sampler, prior=self.prior, shape=self.data.shape, num_classes=self.data.num_classes,
@@ -201,6 +211,8 @@ class Trainer:
             samples=self.eval_cfg["samples"] if samples is None else samples, batch_size=self.eval_cfg["batch_size"],
             seed=self.eval_cfg["seed"], cache_dir=self.cache_dir, train_images=self.data.train.cpu(),
             train_labels=self.data.train_labels.cpu(), train_loss=self.train_cfg["loss"], on_batch=self.beat,
+            guidance_scale=self.eval_cfg["guidance_scale"] if guidance_scale == "run" else guidance_scale,
+            sample_class=self.eval_cfg["sample_class"] if sample_class == "run" else sample_class,
         )
 
     def is_eval_epoch(self, epoch: int) -> bool:
@@ -286,5 +298,6 @@ class Trainer:
 
 def eval_settings(metrics: list[dict[str, Any]], ctx: EvalContext, weights: str, **extra: Any) -> dict[str, Any]:
     """What an evaluation was computed from (stored with it)."""
+    guidance = {} if ctx.guidance_scale is None else {"guidance_scale": ctx.guidance_scale, "class": ctx.sample_class}
     return {"samples": ctx.n_samples, "batch_size": ctx.batch_size, "seed": ctx.seed, "weights": weights,
-            "metrics": list(metrics), "device": str(ctx.device), **extra}
+            "metrics": list(metrics), "device": str(ctx.device), **guidance, **extra}

@@ -180,6 +180,9 @@ def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | 
                 if e["origin"] == "training":
                     continue
                 settings = _settings(m, e["sampler"])
+                guided = e["settings"].get("guidance_scale")
+                if guided is not None:
+                    settings["sampler"] += f" w={guided} class={e['settings'].get('class', 'all')}"
                 extra = {"experiment": Cell(text=f"{m.name} (evaluation {e['id']}, epoch {e['epoch']})"),
                          "runs": Cell(text=str(m.id)), "epochs": Cell(text=f"{e['epoch']}/{m.epochs}"),
                          **{k: Cell(text=v) for k, v in settings.items()}}
