@@ -206,6 +206,24 @@ def test_classifier_fid_and_class_histogram_on_real_mnist(registry, tmp_path):
     assert biased["classifier-fid"].value > 20 * max(fid.value, 1e-3)
 
 
+@needs_mnist
+def test_class_histogram_measures_agreement_with_the_requested_classes(registry, tmp_path):
+    ctx = context(registry, tmp_path, dataset="mnist", batch=1000)
+    images, labels = ctx.test_set()
+    ctx.use_samples(images[:2000])
+    ctx.sample_labels = labels[:2000]
+    right = run(registry, ctx, "class-histogram")["class-histogram"].detail
+    assert right["agreement"] > 0.95 and set(right["agreement_per_class"]) == {str(c) for c in range(10)}
+    ctx = context(registry, tmp_path, dataset="mnist", batch=1000)
+    ctx.use_samples(images[:2000])
+    ctx.sample_labels = (labels[:2000] + 1) % 10
+    wrong = run(registry, ctx, "class-histogram")["class-histogram"].detail
+    assert wrong["agreement"] < 0.05 and wrong["requested"][:5] == ((labels[:5] + 1) % 10).tolist()
+    ctx = context(registry, tmp_path, dataset="mnist", batch=1000)
+    ctx.use_samples(images[:100])
+    assert "agreement" not in run(registry, ctx, "class-histogram")["class-histogram"].detail  # unguided: nothing asked
+
+
 def test_samples_are_clamped_to_the_value_range_before_metrics(registry, tmp_path):
     """A diverged pixel (an undertrained network's +-30) counts as a saturated pixel, as in a saved image."""
     ctx = context(registry, tmp_path)

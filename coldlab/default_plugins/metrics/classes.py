@@ -5,7 +5,9 @@ is the entropy, in bits, of the predicted-class histogram (log2(classes) when ev
 equally frequent, 0 when all samples look alike). ``detail`` has the counts, the share of
 samples classified with confidence >= ``threshold``, and per sample the predicted class and
 confidence (max softmax probability), with the indices of the most and least confident
-samples so reports can show best and worst samples.
+samples so reports can show best and worst samples. With classifier-free guidance
+(``eval.guidance_scale``) it also has the class asked of each sample (``requested``), the share the
+classifier agrees with (``agreement``) and that share per requested class (``agreement_per_class``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ClassHistogram(Metric):
     def reset(self, ctx: Any) -> None:
         self.model, self.info = classifier_for(ctx, epochs=self.params.epochs)
         self.num_classes = ctx.num_classes
+        self.ctx = ctx  # guided samples: the class asked of each (ctx.sample_labels, set when they are generated)
         self.predicted: list[torch.Tensor] = []
         self.confidence: list[torch.Tensor] = []
 
@@ -54,7 +57,15 @@ class ClassHistogram(Metric):
         entropy = 0.0 - sum(float(p) * math.log2(float(p)) for p in share if p > 0)
         order = torch.argsort(conf, descending=True)
         keep = min(self.params.keep, len(order))
-        return MetricValue(entropy, {
+        requested = getattr(self.ctx, "sample_labels", None)
+        agreement = {}
+        if requested is not None and len(requested) == len(pred):
+            asked = requested.cpu()
+            hits = pred == asked
+            agreement = {"requested": asked.tolist(), "agreement": float(hits.double().mean()),
+                         "agreement_per_class": {str(c): float(hits[asked == c].double().mean())
+                                                 for c in asked.unique().tolist()}}
+        return MetricValue(entropy, {**agreement,
             "counts": counts.tolist(), "entropy_bits": entropy, "max_entropy_bits": math.log2(self.num_classes),
             "confident_share": float((conf >= self.params.threshold).double().mean()), "threshold": self.params.threshold,
             "predicted": pred.tolist(), "confidence": [round(float(c), 5) for c in conf],
