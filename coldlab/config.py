@@ -71,6 +71,8 @@ class EvalSettings:
     keep_weights: bool = param(True, "save the sampling weights at every evaluation epoch (for coldlab eval --checkpoint)")
     guidance_scale: float | None = param(None, "classifier-free guidance w for generated samples (0: unconditional, "
                                                "1: conditional; needs network.conditional = true); unset: no labels")
+    guidance_sweep: list[float] = param([], "after the last epoch, evaluate `metrics` again at each of these "
+                                            "guidance scales (one evaluation per w; needs a conditional network)")
     sample_class: int | str = param("all", "with guidance, the class of every sample, or 'all' for balanced classes "
                                            "(written `class` in the TOML)")
 
@@ -180,11 +182,12 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
     if isinstance(raw_eval, dict) and "class" in raw_eval:  # `class` is a Python keyword: the field is sample_class
         raw_eval = {**{k: v for k, v in raw_eval.items() if k != "class"}, "sample_class": raw_eval["class"]}
     evaluation = _settings(EvalSettings, raw_eval, "eval")
-    if evaluation["guidance_scale"] is not None:
+    if evaluation["guidance_scale"] is not None or evaluation["guidance_sweep"]:
         if not resolved["network"].get("conditional", False):
-            raise ColdlabError("guidance_scale needs a class-conditional network",
+            key = "guidance_scale" if evaluation["guidance_scale"] is not None else "guidance_sweep"
+            raise ColdlabError(f"{key} needs a class-conditional network",
                                hint=f"set network = {{ name = \"{resolved['network']['name']}\", conditional = true }} "
-                                    "and train it with train.label_dropout (e.g. 0.1)", where=("eval", "guidance_scale"))
+                                    "and train it with train.label_dropout (e.g. 0.1)", where=("eval", key))
         classes = registry.build("dataset", resolved["dataset"]).num_classes
         if isinstance(evaluation["sample_class"], int) and not 0 <= evaluation["sample_class"] < classes:
             raise ColdlabError(f"class {evaluation['sample_class']} is not one of the dataset's classes 0..{classes - 1}",

@@ -168,3 +168,34 @@ def test_coldlab_eval_sweeps_the_guidance_scale_and_w0_matches_unguided(tmp_path
     assert guided and guided[0]["class"] == 1
     bad = cli("eval", "1", "--home", str(home), "--class", "1")
     assert bad.returncode == 2 and "--class needs a guidance scale" in bad.stderr
+
+
+def test_a_guidance_sweep_after_training_is_stored_tabled_and_plotted(tmp_path):
+    import csv
+    import io
+    import json
+
+    from test_engine import cli
+
+    _, path = _spec(tmp_path, train=", label_dropout = 0.2",
+                    eval=', metrics = [{ name = "classifier-fid", epochs = 1 }, { name = "class-histogram", epochs = 1 }], '
+                         'guidance_sweep = [0, 1, 3]')
+    home, out = tmp_path / "home", tmp_path / "out"
+    run = cli("run", str(path), "--home", str(home), timeout=300)
+    assert run.returncode == 0, run.stderr
+    evals = json.loads(cli("show", "1", "--home", str(home), "--json").stdout)["evaluations"]
+    sweep = {e["settings"]["guidance_scale"]: e for e in evals if e["origin"] == "guidance"}
+    training = [e for e in evals if e["origin"] == "training"]
+    assert sorted(sweep) == [0.0, 1.0, 3.0] and len(training) == 1
+    fid = lambda e: next(v for v in e["values"] if v["name"] == "classifier-fid")["value"] if isinstance(e["values"], list) \
+        else e["values"]["classifier-fid"]["value"]
+    assert fid(sweep[0.0]) == fid(training[0])  # w = 0 is the unguided evaluation, to the bit
+    assert fid(sweep[3.0]) != fid(sweep[0.0])
+    done = cli("export", "--home", str(home), "--out", str(out), "--no-model-figures", timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = {r["experiment"]: r for r in csv.DictReader(io.StringIO((out / "table-cfg.csv").read_text()))}
+    assert {"guided", "guided (w=0)", "guided (w=1)", "guided (w=3)"} <= set(rows)
+    assert float(rows["guided (w=3)"]["classifier-fid (final)"]) == pytest.approx(fid(sweep[3.0]), rel=1e-12)
+    manifest = json.loads((out / "manifest.json").read_text())
+    figures = {f["path"]: f for f in manifest["studies"][0]["figures"]}
+    assert figures["figures/guidance-classifier-fid-cfg.png"]["series"] == ["1"]

@@ -21,9 +21,12 @@ def test_root_experiments_smoke(tmp_path):
     by_status = {}
     for r in runs:
         by_status.setdefault(r["status"], []).append(r)
-    assert {r["study"] for r in by_status["finished"]} == {"000", "002", "004"}
+    assert {r["study"] for r in by_status["finished"]} == {"000", "002", "003-cfg", "004"}
     # CIFAR-10 is not on this machine: its runs are reported as skipped with the reason, not dropped
     for r in by_status.get("skipped", []):
         assert r["study"] == "003" and "cifar10" in r["error"]
-    assert len(runs) == 18 and set(by_status) <= {"finished", "skipped"}
+    assert len(runs) == 19 and set(by_status) <= {"finished", "skipped"}
     assert elapsed < 300
+    cfg = next(r for r in runs if r["study"] == "003-cfg")
+    evals = json.loads(cli("show", str(cfg["id"]), "--home", str(tmp_path), "--json").stdout)["evaluations"]
+    assert sorted(e["settings"]["guidance_scale"] for e in evals if e["origin"] == "guidance") == [0, 1, 3, 5]

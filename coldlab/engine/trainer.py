@@ -47,8 +47,9 @@ class Reporter:
         return False
 
     def evaluation(self, *, key: str, epoch: int, step: int, sampler: dict[str, Any], settings: dict[str, Any],
-                   results: list[MetricResult], seconds: float) -> int | None:
-        """Record one evaluation; its values also join the run's metric series at ``step``."""
+                   results: list[MetricResult], seconds: float, origin: str = "training") -> int | None:
+        """Record one evaluation; a ``training`` one's values also join the run's metric series at ``step``
+        (``guidance`` ones, of the final guidance sweep, do not)."""
         return None
 
 
@@ -234,8 +235,14 @@ class Trainer:
         return path
 
     def evaluate_epoch(self, epoch: int) -> None:
-        """Weights, sample grid and metrics of an evaluation epoch; parts already recorded are skipped,
-        so an evaluation interrupted half-way is completed when the run resumes."""
+        """Weights, sample grid and metrics of an evaluation epoch (and after the last epoch the
+        guidance sweep); parts already recorded are skipped, so an evaluation interrupted half-way is
+        completed when the run resumes."""
+        self._evaluate(epoch)
+        if epoch == self.train_cfg["epochs"]:
+            self.guidance_sweep(epoch)
+
+    def _evaluate(self, epoch: int) -> None:
         if self.eval_cfg["keep_weights"]:
             self.save_weights(epoch)
         key = f"training:{epoch}"
@@ -262,6 +269,21 @@ class Trainer:
         self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler=self.spec["sampler"],
                                  settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
                                  results=results, seconds=seconds)
+
+    def guidance_sweep(self, epoch: int) -> None:
+        """After the last epoch: ``eval.metrics`` again at every w of ``eval.guidance_sweep`` (one
+        ``guidance`` evaluation each, keyed by w, so a resumed run does not repeat one)."""
+        specs = self.eval_cfg["metrics"]
+        for w in self.eval_cfg.get("guidance_sweep") or []:
+            key = f"guidance:{epoch}:w={w:g}"
+            if not specs or self.reporter.has_evaluation(key):
+                continue
+            ctx = self.eval_context(guidance_scale=float(w))
+            start = time.perf_counter()
+            results = evaluate(ctx, build_metrics(self.registry, specs))
+            self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler=self.spec["sampler"],
+                                     settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
+                                     results=results, seconds=time.perf_counter() - start, origin="guidance")
 
     def run(self, *, resume: bool = True) -> str:
         """Train to the configured number of epochs; returns ``"finished"``.

@@ -76,11 +76,11 @@ class StoreReporter(Reporter):
     def has_evaluation(self, key):
         return has_evaluation(self.conn, f"run{self.run_id}:{key}")
 
-    def evaluation(self, *, key, epoch, step, sampler, settings, results, seconds):
+    def evaluation(self, *, key, epoch, step, sampler, settings, results, seconds, origin="training"):
         eval_id, _ = record_evaluation(
-            self.conn, self.run_id, origin="training", epoch=epoch, step=step, sampler=sampler, settings=settings,
+            self.conn, self.run_id, origin=origin, epoch=epoch, step=step, sampler=sampler, settings=settings,
             results=[(r.name, r.value, r.row_detail()) for r in results], seconds=seconds,
-            key=f"run{self.run_id}:{key}", series=True,
+            key=f"run{self.run_id}:{key}", series=origin == "training",
         )
         shown = ", ".join(f"{r.name} {r.value:.4g}" if r.value is not None else f"{r.name} unavailable" for r in results)
         self.log(f"epoch {epoch} evaluation {eval_id} ({seconds:.1f} s): {shown}")

@@ -64,7 +64,8 @@ def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: 
         metrics = [m for m in metric_names(runs) if any(r.metric_history(m) for r in runs)]
         figures = (fig.schedules(study, runs, registry, figdir) + fig.losses(study, runs, figdir)
                    + fig.metric_histories(study, runs, metrics, figdir) + fig.grids(study, runs, figdir)
-                   + fig.best_worst(runs, figdir) + fig.ks_curves(study, runs, figdir) + fig.class_histograms(study, runs, figdir))
+                   + fig.best_worst(runs, figdir) + fig.ks_curves(study, runs, figdir) + fig.class_histograms(study, runs, figdir)
+                   + fig.guidance_curves(study, runs, figdir))
         if model_figures:
             from coldlab.report.figures_model import model_figures as draw_model
 

@@ -224,3 +224,30 @@ def class_histograms(study: str, runs: list[RunRecord], out: Path) -> list[Figur
     return [Figure(save(fig, out / f"classes-{study}.png"), f"Class histograms, study {study}",
                    "How many samples the dataset's classifier assigns to each class (entropy in the legend; uniform is best).",
                    [str(run.id) for run, _ in found])]
+
+
+def guidance_curves(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
+    """Each metric of the guidance sweeps against the guidance scale w, one line per run."""
+    by_metric: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    for run in runs:
+        for e in run.evaluations:
+            w = e["settings"].get("guidance_scale")
+            if e["origin"] != "guidance" or w is None:
+                continue
+            for name, v in e["values"].items():
+                if v["value"] is not None:
+                    by_metric.setdefault(name, {}).setdefault(run.id, []).append((w, v["value"]))
+    figures = []
+    names = {r.id: r for r in runs}
+    for name, lines in by_metric.items():
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for run_id, points in lines.items():
+            points.sort()
+            ax.plot([w for w, _ in points], [v for _, v in points], marker="o", label=label(names[run_id]))
+        ax.set(title=f"{name} against the guidance scale, study {study}", xlabel="guidance scale w", ylabel=name)
+        ax.legend(fontsize=7)
+        safe = name.replace("/", "-")
+        figures.append(Figure(save(fig, out / f"guidance-{safe}-{study}.png"), f"{name} against w, study {study}",
+                              f"{name} of samples drawn with classifier-free guidance w (0: unconditional, 1: conditional).",
+                              [str(i) for i in lines]))
+    return figures

@@ -183,7 +183,9 @@ def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | 
                 guided = e["settings"].get("guidance_scale")
                 if guided is not None:
                     settings["sampler"] += f" w={guided} class={e['settings'].get('class', 'all')}"
-                extra = {"experiment": Cell(text=f"{m.name} (evaluation {e['id']}, epoch {e['epoch']})"),
+                label = (f"{m.name} (w={guided:g})" if e["origin"] == "guidance" and guided is not None
+                         else f"{m.name} (evaluation {e['id']}, epoch {e['epoch']})")
+                extra = {"experiment": Cell(text=label),
                          "runs": Cell(text=str(m.id)), "epochs": Cell(text=f"{e['epoch']}/{m.epochs}"),
                          **{k: Cell(text=v) for k, v in settings.items()}}
                 for name in metrics:
