@@ -4,6 +4,7 @@ The public API that plugins may use is what this module exports.
 """
 
 from coldlab.components import (
+    Autoencoder,
     DataContext,
     Dataset,
     Degradation,
@@ -31,6 +32,7 @@ from coldlab.plugins import build, get_registry
 __version__ = "0.1.0"
 
 __all__ = [
+    "Autoencoder",
     "ColdlabError",
     "DataContext",
     "Dataset",

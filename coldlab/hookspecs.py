@@ -55,6 +55,12 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_autoencoders(register: Register) -> None:
+    """Register autoencoders for latent diffusion (kind ``autoencoder``): subclasses of
+    :class:`coldlab.Autoencoder` taking ``(params, shape)``."""
+
+
+@hookspec
 def register_executors(register: Register) -> None:
     """Register executors that run queued work (kind ``executor``)."""
 
@@ -68,5 +74,6 @@ KINDS: dict[str, str] = {
     "sampler": "register_samplers",
     "dataset": "register_datasets",
     "metric": "register_metrics",
+    "autoencoder": "register_autoencoders",
     "executor": "register_executors",
 }

@@ -37,6 +37,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "coldlab.default_plugins.datasets",
     "coldlab.default_plugins.metrics",
     "coldlab.default_plugins.executors",
+    "coldlab.default_plugins.autoencoders",
 )
 
 BUILTIN = "coldlab"

@@ -155,6 +155,26 @@ every_kind.register_datasets = hookimpl(lambda register: register("hook-data", H
 every_kind.register_metrics = hookimpl(lambda register: register("hook-mean", HookMean))
 every_kind.register_executors = hookimpl(lambda register: register("hook-inline", HookInline))
 
+
+class HookAutoencoder(coldlab.Autoencoder):
+    """Pixel pairs averaged into a half-width latent and repeated back."""
+
+    @property
+    def latent_shape(self):
+        c, h, w = self.shape
+        return (c, h, w // 2)
+
+    def encode(self, x):
+        called("autoencoder")
+        mean = 0.5 * (x[..., 0::2] + x[..., 1::2])
+        return mean, torch.full_like(mean, -20.0)
+
+    def decode(self, z):
+        return z.repeat_interleave(2, dim=-1)
+
+
+every_kind.register_autoencoders = hookimpl(lambda register: register("hook-ae", HookAutoencoder))
+
 TOML = """
 [[experiment]]
 study = "hooks"
@@ -230,6 +250,15 @@ def test_hook_register_metrics(finished):
 
 def test_hook_register_executors(finished):
     assert CALLS["executor"] == [(str(finished.home), ["cpu"])]
+
+
+def test_hook_register_autoencoders():
+    registry = plugins.PluginHost([every_kind], entry_points=False).registry
+    ae = registry.build("autoencoder", "hook-ae", shape=(1, 8, 8))
+    x = torch.rand(4, 1, 8, 4).repeat_interleave(2, dim=-1)  # pixel pairs: what this autoencoder keeps
+    assert ae.latent_shape == (1, 8, 4) and torch.equal(ae.decode(ae.encode(x)[0]), x)
+    ae.estimate_scale(x)
+    assert torch.allclose(ae.from_latent(ae.to_latent(x)), x, atol=1e-6) and CALLS["autoencoder"]
 
 
 def test_every_hook_has_a_test():

@@ -1,5 +1,6 @@
 """Base classes of every component kind: what a plugin subclasses."""
 
+from coldlab.components.autoencoder import Autoencoder
 from coldlab.components.dataset import DataContext, Dataset, data_root
 from coldlab.components.degradation import Degradation, DeviceCache, as_steps
 from coldlab.components.executor import Executor, WorkerHandle
@@ -10,6 +11,7 @@ from coldlab.components.sampler import SampleResult, Sampler
 from coldlab.components.schedule import Schedule
 
 __all__ = [
+    "Autoencoder",
     "DataContext",
     "Dataset",
     "Degradation",
