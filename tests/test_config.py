@@ -102,7 +102,9 @@ def test_root_experiments_file_holds_the_four_studies():
     by_study = {}
     for r in runs:
         by_study.setdefault(r.study, []).append(r)
-    assert sorted(by_study) == ["000", "002", "003", "004"]
+    assert sorted(by_study) == ["000", "002", "003", "003-cfg", "004"]
+    [cfg] = by_study["003-cfg"]
+    assert cfg.network["conditional"] and cfg.train["label_dropout"] == 0.1 and cfg.eval["guidance_sweep"] == [0, 1, 3, 5]
     zoom = next(r for r in by_study["000"] if r.degradation["name"] == "zoom")
     assert zoom.prior["name"] == "centre-pixels" and zoom.sampler["name"] == "cold-naive" and zoom.train["epochs"] == 100
     cosine = next(r for r in by_study["000"] if r.degradation.get("schedule", {}).get("name") == "cosine")
