@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from coldlab.files import save_atomic
 from coldlab.params import NoParams
 
 if TYPE_CHECKING:
@@ -80,8 +81,5 @@ class Prior:
             self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return True
         self.fit(train_images, degradation)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp)
-        os.replace(tmp, path)
+        save_atomic({k: v.detach().cpu() for k, v in self.state_dict().items()}, path)
         return False

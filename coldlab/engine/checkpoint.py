@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from coldlab.files import save_atomic
 
 _NAME = re.compile(r"checkpoint-(\d+)\.pt$")
 
@@ -20,11 +21,7 @@ def checkpoints(run_dir: Path) -> list[Path]:
 
 def save_checkpoint(run_dir: Path, epoch: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``state`` atomically as checkpoint-EPOCH.pt and delete all but the newest ``keep``."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / f"checkpoint-{epoch:04d}.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    path = save_atomic(state, run_dir / f"checkpoint-{epoch:04d}.pt")
     for old in checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +25,7 @@ import torch
 from coldlab.components.metric import Metric, MetricUnavailable, ReconstructionBatch, SampleBatch
 from coldlab.engine.data import load_dataset
 from coldlab.errors import ColdlabError
+from coldlab.files import save_atomic
 from coldlab.plugins import Registry
 
 
@@ -194,10 +194,7 @@ class EvalContext:
         if path.exists():
             return torch.load(path, map_location="cpu", weights_only=True)
         value = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({k: v.detach().cpu() for k, v in value.items()}, tmp)
-        os.replace(tmp, path)
+        save_atomic({k: v.detach().cpu() for k, v in value.items()}, path)
         return value
 
 
@@ -228,8 +225,4 @@ def build_metrics(registry: Registry, specs: list[Any]) -> list[tuple[dict[str, 
 
 def save_samples(samples: torch.Tensor, ctx: EvalContext, path: Path) -> Path:
     """Generated samples as uint8 in [0, 255] (what reports show as best and worst samples)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save((ctx.to_unit(samples.float()) * 255).round().to(torch.uint8).cpu(), tmp)
-    os.replace(tmp, path)
-    return path
+    return save_atomic((ctx.to_unit(samples.float()) * 255).round().to(torch.uint8).cpu(), path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from coldlab.engine.checkpoint import load_latest, save_checkpoint
 from coldlab.engine.data import load_run_data
 from coldlab.engine.evaluation import EvalContext, MetricResult, build_metrics, evaluate, save_samples
 from coldlab.errors import ColdlabError
+from coldlab.files import save_atomic
 from coldlab.plugins import Registry
 
 
@@ -222,11 +222,8 @@ class Trainer:
 
     def save_weights(self, epoch: int) -> Path:
         """The sampling weights of an evaluation epoch, for ``coldlab eval --checkpoint EPOCH``."""
-        path = self.run_dir / f"weights-{epoch:04d}.pt"
-        tmp = path.with_suffix(".pt.tmp")
-        torch.save({"model": self.sampling_net.state_dict(), "epoch": epoch, "step": self.step, "ema": self.ema is not None}, tmp)
-        os.replace(tmp, path)
-        return path
+        return save_atomic({"model": self.sampling_net.state_dict(), "epoch": epoch, "step": self.step, "ema": self.ema is not None},
+                           self.run_dir / f"weights-{epoch:04d}.pt")
 
     def save_grid(self, images: torch.Tensor, path: Path) -> Path:
         lo, hi = self.data.value_range
