@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from pathlib import Path
@@ -82,7 +83,7 @@ class Trainer:
         self.sampler = registry.build("sampler", spec["sampler"])
         self.sampler.check(self.degradation)
         self.prior = registry.build("prior", spec["prior"])
-        self.prior.fit_cached(self.data.train.cpu(), self.degradation, self.cache_dir)
+        self.prior.fit_cached(self.train_cpu[0], self.degradation, self.cache_dir)
         torch.manual_seed(seed)
         self.net = registry.build("network", spec["network"], shape=self.data.shape, num_classes=self.data.num_classes).to(self.device)
         self.conditional = bool(spec["network"].get("conditional", False))
@@ -210,11 +211,16 @@ class Trainer:
             sampler=sampler or self.sampler, prior=self.prior, shape=self.data.shape, num_classes=self.data.num_classes,
             value_range=self.data.value_range, device=self.device,
             samples=self.eval_cfg["samples"] if samples is None else samples, batch_size=self.eval_cfg["batch_size"],
-            seed=self.eval_cfg["seed"], cache_dir=self.cache_dir, train_images=self.data.train.cpu(),
-            train_labels=self.data.train_labels.cpu(), train_loss=self.train_cfg["loss"], on_batch=self.beat,
+            seed=self.eval_cfg["seed"], cache_dir=self.cache_dir, train_images=self.train_cpu[0],
+            train_labels=self.train_cpu[1], train_loss=self.train_cfg["loss"], on_batch=self.beat,
             guidance_scale=self.eval_cfg["guidance_scale"] if guidance_scale == "run" else guidance_scale,
             sample_class=self.eval_cfg["sample_class"] if sample_class == "run" else sample_class,
         )
+
+    @functools.cached_property
+    def train_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training images and labels on the CPU (copied once, not at every evaluation)."""
+        return self.data.train.cpu(), self.data.train_labels.cpu()
 
     def is_eval_epoch(self, epoch: int) -> bool:
         every = self.eval_cfg["every"]
@@ -255,17 +261,8 @@ class Trainer:
             grid = ctx.samples()[: self.eval_cfg["grid"]] if wants_samples else torch.cat(list(ctx.generate(self.eval_cfg["grid"])))
             self.save_grid(grid, grid_path)
             self.reporter.artifact("grid", str(grid_path), epoch, self.step)
-        if not need_metrics:
-            return
-        start = time.perf_counter()
-        results = evaluate(ctx, metrics)
-        seconds = time.perf_counter() - start
-        if ctx.has_samples:
-            path = save_samples(ctx.samples(), ctx, self.run_dir / f"samples-{epoch:04d}.pt")
-            self.reporter.artifact("samples", str(path), epoch, self.step)
-        self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler=self.spec["sampler"],
-                                 settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
-                                 results=results, seconds=seconds)
+        if need_metrics:
+            self._evaluate_and_record(ctx, metrics, specs, key, epoch, samples_file=f"samples-{epoch:04d}.pt")
 
     def guidance_sweep(self, epoch: int) -> None:
         """After the last epoch: ``eval.metrics`` again at every w of ``eval.guidance_sweep`` (one
@@ -276,11 +273,20 @@ class Trainer:
             if not specs or self.reporter.has_evaluation(key):
                 continue
             ctx = self.eval_context(guidance_scale=float(w))
-            start = time.perf_counter()
-            results = evaluate(ctx, build_metrics(self.registry, specs))
-            self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler=self.spec["sampler"],
-                                     settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
-                                     results=results, seconds=time.perf_counter() - start, origin="guidance")
+            self._evaluate_and_record(ctx, build_metrics(self.registry, specs), specs, key, epoch, origin="guidance")
+
+    def _evaluate_and_record(self, ctx: EvalContext, metrics: list[Any], specs: list[dict[str, Any]], key: str, epoch: int,
+                             *, origin: str = "training", samples_file: str | None = None) -> None:
+        """Evaluate, keep the generated samples (if asked and made) and record the evaluation."""
+        start = time.perf_counter()
+        results = evaluate(ctx, metrics)
+        seconds = time.perf_counter() - start
+        if samples_file and ctx.has_samples:
+            path = save_samples(ctx.samples(), ctx, self.run_dir / samples_file)
+            self.reporter.artifact("samples", str(path), epoch, self.step)
+        self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler=self.spec["sampler"],
+                                 settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
+                                 results=results, seconds=seconds, origin=origin)
 
     def run(self, *, resume: bool = True) -> str:
         """Train to the configured number of epochs; returns ``"finished"``.
