@@ -12,6 +12,15 @@ from rich.table import Table
 from coldlab.store import artifacts, connect, evaluations, get_run, list_runs, metric_series
 
 
+def format_number(x: float | None) -> str:
+    """A metric value for a table cell: 4 significant digits, scientific when very large or small."""
+    if x is None:
+        return ""
+    if x == 0 or 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4g}"
+    return f"{x:.3e}"
+
+
 def _latest(conn, run_id: int) -> dict[str, float | None]:
     rows = conn.execute(
         "SELECT name, value FROM metrics m WHERE run_id = ? AND step = (SELECT MAX(step) FROM metrics WHERE run_id = m.run_id AND name = m.name)",

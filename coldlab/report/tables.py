@@ -21,6 +21,7 @@ import statistics
 from typing import Any
 
 from coldlab.report.collect import RunRecord
+from coldlab.runs_view import format_number
 
 
 @dataclasses.dataclass
@@ -65,14 +66,6 @@ class Table:
         return {i for i, m in means if m == target}
 
 
-def fmt(x: float | None) -> str:
-    if x is None:
-        return ""
-    if x == 0 or 1e-3 <= abs(x) < 1e5:
-        return f"{x:.4g}"
-    return f"{x:.3e}"
-
-
 def cell_text(cell: Cell | None) -> str:
     if cell is None:
         return ""
@@ -82,7 +75,7 @@ def cell_text(cell: Cell | None) -> str:
         return "unavailable"
     if cell.mean is None:
         return "–"
-    return fmt(cell.mean) + (f" ± {fmt(cell.std)}" if cell.std is not None else "")
+    return format_number(cell.mean) + (f" ± {format_number(cell.std)}" if cell.std is not None else "")
 
 
 def _settings(run: RunRecord, sampler: dict[str, Any] | None = None) -> dict[str, str]:

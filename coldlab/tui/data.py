@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from coldlab.runs_view import format_number  # noqa: F401  (shared with the CLI and the report)
 from coldlab.store import connect
 
 SERIES = ("train_loss", "val_loss", "fid", "classifier-fid")
@@ -199,9 +200,3 @@ def format_eta(seconds: float | None) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def format_number(x: float | None) -> str:
-    if x is None:
-        return ""
-    return f"{x:.4g}" if abs(x) < 1e5 else f"{x:.3e}"
