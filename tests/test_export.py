@@ -206,3 +206,12 @@ def test_an_empty_store_is_a_clear_error(tmp_path):
     assert done.returncode == 2 and "nothing to export" in done.stderr and "Traceback" not in done.stderr
     missing = cli("export", "--home", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), timeout=120)
     assert missing.returncode == 2 and "no store at" in missing.stderr
+
+
+def test_a_column_where_every_row_ties_marks_no_best():
+    from coldlab.report.tables import Cell, Column, Table
+
+    table = Table("s", [Column("m", "m", higher_is_better=True)], [{"m": Cell([0.0])}, {"m": Cell([0.0])}], [])
+    assert table.best("m") == set()
+    table.rows.append({"m": Cell([1.0])})
+    assert table.best("m") == {2}

@@ -62,6 +62,8 @@ class Table:
         means = [(i, r[key].mean) for i, r in enumerate(self.rows) if key in r and r[key].mean is not None]
         if len(means) < 2:
             return set()
+        if len({m for _, m in means}) == 1:
+            return set()  # every row the same: nothing stands out
         target = (max if col.higher_is_better else min)(m for _, m in means)
         return {i for i, m in means if m == target}
 
