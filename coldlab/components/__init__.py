@@ -2,7 +2,7 @@
 
 from coldlab.components.autoencoder import Autoencoder
 from coldlab.components.dataset import DataContext, Dataset, data_root
-from coldlab.components.degradation import Degradation, DeviceCache, as_steps
+from coldlab.components.degradation import Degradation, DeviceCache, SizedDegradation, as_steps
 from coldlab.components.executor import Executor, WorkerHandle
 from coldlab.components.metric import Metric, MetricUnavailable, MetricValue, ReconstructionBatch, SampleBatch
 from coldlab.components.network import Network
@@ -27,6 +27,7 @@ __all__ = [
     "SampleResult",
     "Sampler",
     "Schedule",
+    "SizedDegradation",
     "WorkerHandle",
     "as_steps",
     "data_root",

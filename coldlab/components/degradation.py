@@ -96,3 +96,44 @@ class Degradation:
         t = torch.randint(1, self.T + 1, (x.shape[0],), device=x.device, generator=generator)
         noise = self.sample_noise(x, generator)
         return self.degrade(x, t, noise), t, self.training_target(x, t, noise)
+
+
+class SizedDegradation(Degradation):
+    """A degradation whose number of steps follows from the image size (zoom, pixelate).
+
+    Subclasses implement :meth:`steps_for`; ``T`` is known once :meth:`prepare` (which the engine
+    calls with the data's shape) or :meth:`steps_of` (at the top of ``degrade``) has seen an image size.
+    """
+
+    _T: int | None = None
+
+    def steps_for(self, height: int, width: int) -> int:
+        """T for images of ``height`` x ``width`` (less than 1: the images are too small)."""
+        raise NotImplementedError
+
+    @property
+    def T(self) -> int:
+        if self._T is None:
+            name = getattr(self, "component_name", type(self).__name__)
+            raise AttributeError(f"{name}'s T depends on the image size: call prepare() or degrade() first")
+        return self._T
+
+    def set_image_size(self, height: int, width: int) -> None:
+        T = self.steps_for(height, width)
+        if T < 1:
+            name = getattr(self, "component_name", type(self).__name__)
+            raise ValueError(f"images of {height}x{width} are too small for {name} with {self.params}")
+        self._T = T
+
+    def prepare(self, data: "DataContext") -> None:
+        self.set_image_size(data.shape[1], data.shape[2])
+
+    def steps_of(self, x: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """``t`` as one step per image of ``x`` (fixing T from x's size if not known yet), checked to lie in 0..T."""
+        if self._T is None:
+            self.set_image_size(x.shape[-2], x.shape[-1])
+        steps = as_steps(t, x.shape[0], x.device)
+        if (steps < 0).any() or (steps > self._T).any():
+            name = getattr(self, "component_name", type(self).__name__)
+            raise ValueError(f"{name} steps must lie in 0..{self._T}")
+        return steps

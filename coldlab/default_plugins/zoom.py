@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from coldlab import Degradation, as_steps, hookimpl, param
+from coldlab import SizedDegradation, as_steps, hookimpl, param
 
 
 def nearest_indices(out_size: int, crop: int, offset: int) -> torch.Tensor:
@@ -27,7 +27,7 @@ def nearest_indices(out_size: int, crop: int, offset: int) -> torch.Tensor:
     return src + offset
 
 
-class ZoomDegradation(Degradation):
+class ZoomDegradation(SizedDegradation):
     """Deterministic zoom into the centre; the network predicts x0."""
 
     target = "x0"
@@ -41,28 +41,15 @@ class ZoomDegradation(Degradation):
         if params.final_size < 1:
             raise ValueError("final_size must be at least 1")
         self._tables: dict[tuple[int, int, Any], tuple[torch.Tensor, torch.Tensor, int]] = {}
-        self._T: int | None = None
 
-    @property
-    def T(self) -> int:
-        if self._T is None:
-            raise AttributeError("zoom's T depends on the image size: call prepare() or degrade() first")
-        return self._T
-
-    def set_image_size(self, height: int, width: int) -> None:
-        """Fix T from the image size (T = min(H, W) - final_size)."""
-        T = min(height, width) - self.params.final_size
-        if T < 1:
-            raise ValueError(f"images of {height}x{width} are too small for final_size {self.params.final_size}")
-        self._T = T
-
-    def prepare(self, data: Any) -> None:
-        self.set_image_size(data.shape[1], data.shape[2])
+    def steps_for(self, height: int, width: int) -> int:
+        """T = min(H, W) - final_size."""
+        return min(height, width) - self.params.final_size
 
     def _table(self, height: int, width: int, device: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
         key = (height, width, device)
         if key not in self._tables:
-            T = min(height, width) - self.params.final_size
+            T = self.steps_for(height, width)
             rows = torch.stack([nearest_indices(height, height - t, (t + 1) // 2) for t in range(T + 1)])
             cols = torch.stack([nearest_indices(width, width - t, (t + 1) // 2) for t in range(T + 1)])
             self._tables[key] = (rows.to(device), cols.to(device), T)

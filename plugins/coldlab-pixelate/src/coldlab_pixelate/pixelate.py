@@ -1,22 +1,22 @@
 """The resolution ("pixelate") degradation of cold diffusion.
 
 z_t = upsample_nearest(downsample_area(x, (H - d t, W - d t)), (H, W)), t = 0..T with
-T = (min(H, W) - final_size) // d. Like coldlab's zoom, T follows from the image size: the
-engine calls :meth:`prepare` with the data's shape before training.
+T = (min(H, W) - final_size) // d. Like coldlab's zoom, T follows from the image size
+(:class:`coldlab.SizedDegradation`): the engine calls ``prepare`` with the data's shape before training.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from coldlab import Degradation, as_steps, param
+from coldlab import SizedDegradation, param
 
 
-class PixelateDegradation(Degradation):
+class PixelateDegradation(SizedDegradation):
     """Coarser and coarser blocks; the network predicts x0."""
 
     target = "x0"
@@ -33,25 +33,9 @@ class PixelateDegradation(Degradation):
             if self.final_size < 1:
                 raise ValueError(f"final_size must be at least 1, got {self.final_size}")
 
-    def __init__(self, params: Any) -> None:
-        super().__init__(params)
-        self._T: int | None = None
-
-    @property
-    def T(self) -> int:
-        if self._T is None:
-            raise AttributeError("pixelate's T depends on the image size: call prepare() or degrade() first")
-        return self._T
-
-    def set_image_size(self, height: int, width: int) -> None:
-        T = (min(height, width) - self.params.final_size) // self.params.pixels_per_step
-        if T < 1:
-            raise ValueError(f"images of {height}x{width} are too small for final_size {self.params.final_size} "
-                             f"and pixels_per_step {self.params.pixels_per_step}")
-        self._T = T
-
-    def prepare(self, data: Any) -> None:
-        self.set_image_size(data.shape[1], data.shape[2])
+    def steps_for(self, height: int, width: int) -> int:
+        """T = (min(H, W) - final_size) // pixels_per_step."""
+        return (min(height, width) - self.params.final_size) // self.params.pixels_per_step
 
     def size_at(self, t: int, height: int, width: int) -> tuple[int, int]:
         """The resolution of z_t."""
@@ -59,12 +43,8 @@ class PixelateDegradation(Degradation):
         return height - d * t, width - d * t
 
     def degrade(self, x: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        B, _, H, W = x.shape
-        if self._T is None:
-            self.set_image_size(H, W)
-        steps = as_steps(t, B, x.device)
-        if (steps < 0).any() or (steps > self.T).any():
-            raise ValueError(f"pixelate steps must lie in 0..{self.T}")
+        H, W = x.shape[-2:]
+        steps = self.steps_of(x, t)
         out = x.clone()
         for step in steps.unique().tolist():
             if step == 0:
