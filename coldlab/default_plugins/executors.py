@@ -30,8 +30,8 @@ class ProcessWorker:
 
 
 class LocalExecutor(Executor):
-    """One ``python -m coldlab worker --home HOME --device D`` process per device, output to
-    ``logs/worker-K.log`` (appended), so nothing is printed across the progress bars."""
+    """One ``python -m coldlab worker --home HOME --device D`` process per device, each writing to a
+    new ``logs/worker-K.log``, so nothing is printed across the progress bars."""
 
     @dataclasses.dataclass
     class Params:
@@ -41,9 +41,8 @@ class LocalExecutor(Executor):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         logs.mkdir(parents=True, exist_ok=True)
         workers = []
-        taken = {int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()}
-        first = 0 if not self.params.detach else (max(taken) + 1 if taken else 0)  # the dashboard adds logs, never mixes them
-        for k, device in enumerate(devices, start=first):
+        taken = [int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()]
+        for k, device in enumerate(devices, start=max(taken, default=-1) + 1):  # a log per worker process
             with open(logs / f"worker-{k}.log", "a") as log:
                 cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", device]
                 proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.params.detach)
