@@ -81,7 +81,9 @@ class EvalSettings:
             raise ValueError(f"class must be 'all' or a class index, got {self.sample_class!r}")
 
 
-EXPERIMENT_KEYS = ("study", "name", "seeds", "train", "eval", *COMPONENT_KEYS)
+EXPERIMENT_KEYS = ("study", "name", "kind", "seeds", "train", "eval", "latent", *COMPONENT_KEYS)
+AUTOENCODER_KEYS = ("study", "name", "kind", "seeds", "train", "eval", "dataset", "autoencoder")
+KINDS = ("diffusion", "autoencoder")
 
 
 @dataclasses.dataclass
@@ -98,9 +100,45 @@ class RunSpec:
     sampler: dict[str, Any]
     train: dict[str, Any]
     eval: dict[str, Any]
+    kind: str = "diffusion"
+    autoencoder: dict[str, Any] | None = None  # kind = "autoencoder": the autoencoder trained
+    latent: dict[str, Any] | None = None  # latent diffusion: {"run": NAME, "study": S} or {"checkpoint": PATH}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The spec as stored with the run; ``kind``, ``autoencoder`` and ``latent`` only where they
+        are set (so plain diffusion specs stay as they were before latent diffusion existed)."""
+        out = dataclasses.asdict(self)
+        if out["kind"] == "diffusion":
+            del out["kind"]
+        for key in ("autoencoder", "latent"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+
+@dataclasses.dataclass
+class AutoencoderTrainSettings:
+    """Training settings of a ``kind = "autoencoder"`` experiment (the ``train`` table)."""
+
+    epochs: int = param(20, "number of epochs")
+    batch_size: int = param(128, "images per step")
+    lr: float = param(1e-3, "Adam learning rate")
+    weight_decay: float = param(0.0, "Adam weight decay")
+    seed: int = param(0, "seed of the split, initialisation and training")
+    val_fraction: float = param(0.2, "share of the training data held out for validation")
+    log_every: int = param(50, "record the train loss every this many steps")
+    max_train_images: int = param(0, "use at most this many training images (0: all)")
+    scale_images: int = param(5000, "training images the latents' scale factor is estimated on (0: all)")
+
+
+@dataclasses.dataclass
+class AutoencoderEvalSettings:
+    """Evaluation settings of a ``kind = "autoencoder"`` experiment: reconstruction error and PSNR on the
+    validation images, and a grid of validation images over their reconstructions."""
+
+    every: int = param(5, "evaluate every this many epochs (and after the last)")
+    grid: int = param(32, "validation images in each reconstruction grid (shown over their reconstructions)")
+    batch_size: int = param(250, "images encoded and decoded per batch in evaluation")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -155,15 +193,121 @@ def resolve_metrics(registry: Any, metrics: list[Any], *, key: str = "metrics", 
     return resolved
 
 
-def _resolve_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
-    unknown = [k for k in raw if k not in EXPERIMENT_KEYS]
+def _check_keys(raw: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    unknown = [k for k in raw if k not in allowed]
     if unknown:
         key = unknown[0]
-        raise ColdlabError(f"unknown key {key!r}{suggest(key, list(EXPERIMENT_KEYS))}",
-                           hint="experiment keys: " + ", ".join(EXPERIMENT_KEYS), where=(key,))
+        raise ColdlabError(f"unknown key {key!r} for {what}{suggest(key, list(allowed))}",
+                           hint=f"keys of {what}: " + ", ".join(allowed), where=(key,))
     for key in ("study", "name"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise ColdlabError(f"'{key}' must be a non-empty string", where=(key,))
+
+
+def _seeds(raw: dict[str, Any], default: int) -> list[int]:
+    seeds = raw.get("seeds", [default])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ColdlabError("'seeds' must be a non-empty list of integers", hint="e.g. seeds = [0, 1, 2]", where=("seeds",))
+    if len(set(seeds)) != len(seeds):
+        raise ColdlabError("'seeds' repeats a seed", where=("seeds",))
+    return seeds
+
+
+def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
+    """A ``kind = "autoencoder"`` experiment: an autoencoder trained on a dataset, for latent diffusion."""
+    _check_keys(raw, AUTOENCODER_KEYS, "an autoencoder experiment")
+    for key in ("dataset", "autoencoder"):
+        if key not in raw:
+            raise ColdlabError(f"missing '{key}'", hint=f"add {key} = {{ name = \"...\" }} to the experiment", where=(key,))
+    resolved = {}
+    for key in ("dataset", "autoencoder"):
+        try:
+            resolved[key] = registry.resolve(key, raw[key])
+        except ColdlabError as err:
+            raise err.at(key) from None
+    train = _settings(AutoencoderTrainSettings, raw.get("train", {}), "train")
+    evaluation = _settings(AutoencoderEvalSettings, raw.get("eval", {}), "eval")
+    runs = []
+    seeds = _seeds(raw, train["seed"])
+    for seed in seeds:
+        name = raw["name"] if len(seeds) == 1 else f"{raw['name']}-seed{seed}"
+        runs.append(RunSpec(study=raw["study"], name=name, seed=seed, dataset=resolved["dataset"], network={}, degradation={},
+                            prior={}, sampler={}, train={**train, "seed": seed}, eval=evaluation, kind="autoencoder",
+                            autoencoder=resolved["autoencoder"]))
+    return runs
+
+
+LATENT_HINT = 'write latent = { run = "NAME" } (an autoencoder experiment of this file) or latent = { checkpoint = "PATH" }'
+
+
+def _resolve_latent(value: Any, base_dir: Path) -> dict[str, Any]:
+    """``latent = { run = NAME [, study = S] }`` or ``{ checkpoint = PATH }`` (relative to the TOML file)."""
+    if not isinstance(value, dict):
+        raise ColdlabError("'latent' must be a table", hint=LATENT_HINT, where=("latent",))
+    for key in value:
+        if key not in ("run", "study", "checkpoint"):
+            raise ColdlabError(f"unknown key {key!r}{suggest(key, ['run', 'study', 'checkpoint'])}", hint=LATENT_HINT,
+                               where=("latent", key))
+    if ("run" in value) == ("checkpoint" in value):
+        raise ColdlabError("give exactly one of run and checkpoint", hint=LATENT_HINT, where=("latent",))
+    for key in ("run", "study", "checkpoint"):
+        if key in value and (not isinstance(value[key], str) or not value[key]):
+            raise ColdlabError(f"'{key}' must be a non-empty string", hint=LATENT_HINT, where=("latent", key))
+    if "checkpoint" in value:
+        path = (base_dir / value["checkpoint"]).resolve()
+        if not path.is_file():
+            raise ColdlabError(f"no autoencoder file {str(path)!r}",
+                               hint="give the autoencoder.pt an autoencoder run wrote (HOME/runs/NNNNN/autoencoder.pt)",
+                               where=("latent", "checkpoint"))
+        return {"checkpoint": str(path)}
+    return {"run": value["run"], "study": value.get("study")}
+
+
+def latent_sampler(resolved: dict[str, Any], given: Any) -> dict[str, Any]:
+    """A sampler for latents: x0 clipping (``clip_x0``, made for images in a bounded range) is off
+    unless the experiment sets it, since latents have unit variance and no bound (latent diffusion
+    does not clip either)."""
+    if "clip_x0" in resolved and not (isinstance(given, dict) and "clip_x0" in given):
+        return {**resolved, "clip_x0": False}
+    return resolved
+
+
+def _link_latents(runs: list[RunSpec], experiments: dict[str, str]) -> None:
+    """Point every latent diffusion run at the autoencoder run it names (same file); check the data agree."""
+    autoencoders = {(r.study, r.name): r for r in runs if r.kind == "autoencoder"}
+    for run in runs:
+        if not run.latent or "run" not in run.latent:
+            continue
+        wanted, study = run.latent["run"], run.latent.get("study")
+        found = [r for (s, n), r in autoencoders.items() if n == wanted and (study is None or s == study)]
+        if len(found) != 1:
+            seeded = sorted(n for (s, n) in autoencoders if n.startswith(f"{wanted}-seed"))
+            if found:
+                why, hint = f"latent.run {wanted!r} names autoencoder runs of several studies", "add study = \"...\" to latent"
+            elif seeded:
+                why, hint = f"latent.run {wanted!r} has several seeds", "name one of its runs: " + ", ".join(seeded)
+            elif wanted in experiments and experiments[wanted] != "autoencoder":
+                why, hint = f"latent.run {wanted!r} is a diffusion experiment, not an autoencoder", LATENT_HINT
+            else:
+                why = f"latent.run {wanted!r} names no autoencoder experiment in this file{suggest(wanted, [n for _, n in autoencoders])}"
+                hint = 'add an [[experiment]] with kind = "autoencoder" and that name, or give latent = { checkpoint = "PATH" }'
+            raise ColdlabError(why, hint=hint, where=(run.name.rsplit("-seed", 1)[0], "latent", "run"))
+        ae = found[0]
+        if ae.dataset != run.dataset:
+            raise ColdlabError(f"the autoencoder run {ae.name!r} was trained on {ae.dataset['name']!r}, not {run.dataset['name']!r}",
+                               hint="latent diffusion needs the autoencoder of the same dataset",
+                               where=(run.name.rsplit("-seed", 1)[0], "latent", "run"))
+        run.latent = {"run": ae.name, "study": ae.study}
+
+
+def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Path(".")) -> list[RunSpec]:
+    kind = raw.get("kind", "diffusion")
+    if kind not in KINDS:
+        raise ColdlabError(f"unknown kind {kind!r}{suggest(str(kind), list(KINDS))}", hint="kind is \"diffusion\" (the default) "
+                           "or \"autoencoder\"", where=("kind",))
+    if kind == "autoencoder":
+        return _resolve_autoencoder_experiment(raw, registry)
+    _check_keys(raw, EXPERIMENT_KEYS, "a diffusion experiment")
     for key in ("dataset", "network", "degradation", "sampler"):
         if key not in raw:
             raise ColdlabError(f"missing '{key}'", hint=f"add {key} = {{ name = \"...\" }} to the experiment or to [defaults]", where=(key,))
@@ -201,16 +345,19 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
         sampler.check(degradation)
     except ColdlabError as err:
         raise err.at("sampler") from None
-    seeds = raw.get("seeds", [train["seed"]])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ColdlabError("'seeds' must be a non-empty list of integers", hint="e.g. seeds = [0, 1, 2]", where=("seeds",))
-    if len(set(seeds)) != len(seeds):
-        raise ColdlabError("'seeds' repeats a seed", where=("seeds",))
+    latent = _resolve_latent(raw["latent"], base_dir) if "latent" in raw else None
+    if latent is not None and resolved["degradation"]["name"] == "morph":
+        raise ColdlabError("morph degrades towards images of another dataset, not latents",
+                           hint="use a noise or cold degradation that acts on any tensor (gaussian, blur, zoom)",
+                           where=("degradation",))
+    if latent is not None:
+        resolved["sampler"] = latent_sampler(resolved["sampler"], raw["sampler"])
+    seeds = _seeds(raw, train["seed"])
     runs = []
     for seed in seeds:
         name = raw["name"] if len(seeds) == 1 else f"{raw['name']}-seed{seed}"
         runs.append(RunSpec(study=raw["study"], name=name, seed=seed, train={**train, "seed": seed}, eval=evaluation,
-                            **{k: resolved[k] for k in COMPONENT_KEYS}))
+                            latent=dict(latent) if latent else None, **{k: resolved[k] for k in COMPONENT_KEYS}))
     return runs
 
 
@@ -237,21 +384,45 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
     if not isinstance(experiments, list) or not experiments:
         raise ColdlabError("no experiments", hint="add [[experiment]] entries", where=(where,))
     runs: list[RunSpec] = []
-    names: set[str] = set()
+    names: dict[str, str] = {}
     for i, raw in enumerate(experiments):
+        if not isinstance(raw, dict):
+            raise ColdlabError("each [[experiment]] must be a table", where=(where, f"experiment {i + 1}"))
         label = raw.get("name") if isinstance(raw.get("name"), str) else f"experiment {i + 1}"
         if label in names:
             raise ColdlabError(f"experiment name {label!r} is used twice", hint="give each experiment its own name", where=(where, label, "name"))
-        names.add(label)
+        names[label] = raw.get("kind", "diffusion")
         try:
-            runs.extend(_resolve_experiment(_merge(defaults, raw), registry))
+            runs.extend(_resolve_experiment(_merge(_defaults_for(defaults, raw), raw), registry, path.parent))
         except ColdlabError as err:
             raise err.at(where, label) from None
+    try:
+        _link_latents(runs, names)
+    except ColdlabError as err:
+        raise err.at(where) from None
     if only:
-        known = {r.name for r in runs} | {r.study for r in runs} | names
+        known = {r.name for r in runs} | {r.study for r in runs} | set(names)
         for wanted in only:
             if wanted not in known:
                 raise ColdlabError(f"--only {wanted!r} matches no experiment or study{suggest(wanted, sorted(known))}",
                                    hint="experiments: " + ", ".join(sorted(names)), where=(where,))
-        runs = [r for r in runs if r.name in only or r.study in only or r.name.rsplit("-seed", 1)[0] in only]
+        kept = [r for r in runs if r.name in only or r.study in only or r.name.rsplit("-seed", 1)[0] in only]
+        needed = {(r.latent["study"], r.latent["run"]) for r in kept if r.latent and "run" in r.latent}
+        runs = [r for r in runs if r in kept or (r.study, r.name) in needed]  # an autoencoder its latent runs need
     return runs
+
+
+def _defaults_for(defaults: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """The [defaults] an experiment inherits: an autoencoder experiment takes only the keys and
+    train/eval settings it has (a default network or sampler is for the diffusion experiments)."""
+    if raw.get("kind") != "autoencoder":
+        return defaults
+    sections = {"train": AutoencoderTrainSettings, "eval": AutoencoderEvalSettings}
+    out = {}
+    for key, value in defaults.items():
+        if key in sections and isinstance(value, dict):
+            fields = {f.name for f in dataclasses.fields(sections[key])}
+            out[key] = {k: v for k, v in value.items() if k in fields}
+        elif key in AUTOENCODER_KEYS:
+            out[key] = value
+    return out

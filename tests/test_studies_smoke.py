@@ -21,12 +21,19 @@ def test_root_experiments_smoke(tmp_path):
     by_status = {}
     for r in runs:
         by_status.setdefault(r["status"], []).append(r)
-    assert {r["study"] for r in by_status["finished"]} == {"000", "002", "003-cfg", "004"}
+    assert {r["study"] for r in by_status["finished"]} == {"000", "002", "003-cfg", "003-latent", "004"}
     # CIFAR-10 is not on this machine: its runs are reported as skipped with the reason, not dropped
     for r in by_status.get("skipped", []):
         assert r["study"] == "003" and "cifar10" in r["error"]
-    assert len(runs) == 19 and set(by_status) <= {"finished", "skipped"}
+    assert len(runs) == 22 and set(by_status) <= {"finished", "skipped"}
     assert elapsed < 300
     cfg = next(r for r in runs if r["study"] == "003-cfg")
     evals = json.loads(cli("show", str(cfg["id"]), "--home", str(tmp_path), "--json").stdout)["evaluations"]
     assert sorted(e["settings"]["guidance_scale"] for e in evals if e["origin"] == "guidance") == [0, 1, 3, 5]
+    # latent diffusion: the VAE run ran first, and the latent runs loaded the autoencoder it wrote
+    vae = next(r for r in runs if r["name"] == "003-vae-mnist-smoke")
+    for r in runs:
+        if r["study"] == "003-latent" and r["id"] != vae["id"]:
+            config = json.loads(cli("show", str(r["id"]), "--home", str(tmp_path), "--json").stdout)["config"]
+            assert config["latent"]["run_id"] == vae["id"] and "classifier-fid" in r["metrics"]
+    assert (tmp_path / "runs" / f"{vae['id']:05d}" / "autoencoder.pt").is_file()

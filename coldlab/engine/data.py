@@ -35,18 +35,29 @@ def load_dataset(registry: Registry, spec: dict[str, Any] | str, split: str) -> 
 
 
 def load_run_data(registry: Registry, dataset_spec: dict[str, Any], *, val_fraction: float, seed: int,
-                  max_images: int = 0, device: torch.device | str = "cpu") -> RunData:
-    """Split the training set (``val_fraction`` held out, fixed by ``seed``) and put it on ``device``."""
+                  max_images: int = 0, device: torch.device | str = "cpu", codec: Any = None) -> RunData:
+    """Split the training set (``val_fraction`` held out, fixed by ``seed``) and put it on ``device``.
+
+    With a :class:`~coldlab.engine.latent.LatentCodec` the tensors are the images' latents (same split:
+    the i-th latent is the i-th image's), ``shape`` is the latent shape, and the data context a
+    degradation prepares with loads latents too."""
     dataset = registry.build("dataset", dataset_spec)
-    images, labels = load_dataset(registry, dataset_spec, "train")
+
+    def load(spec: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if codec is not None:
+            return codec.encoded(lambda s, sp: load_dataset(registry, s, sp), spec, split)
+        return load_dataset(registry, spec, split)
+
+    images, labels = load(dataset_spec, "train")
     order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(seed))
     if max_images:
         order = order[:max_images]
     n_val = int(round(len(order) * val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    ctx = DataContext(shape=tuple(dataset.shape), load=lambda name, split: load_dataset(registry, name, split))
+    shape = tuple(codec.latent_shape) if codec is not None else tuple(dataset.shape)
+    ctx = DataContext(shape=shape, load=load)
     return RunData(
         train=images[train_idx].to(device), train_labels=labels[train_idx].to(device),
         val=images[val_idx].to(device), val_labels=labels[val_idx].to(device),
-        shape=tuple(dataset.shape), num_classes=dataset.num_classes, value_range=tuple(dataset.value_range), context=ctx,
+        shape=shape, num_classes=dataset.num_classes, value_range=tuple(dataset.value_range), context=ctx,
     )

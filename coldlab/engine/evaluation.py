@@ -62,7 +62,7 @@ class EvalContext:
                  seed: int, cache_dir: Path, train_images: torch.Tensor | None = None,
                  train_labels: torch.Tensor | None = None, train_loss: str = "mse",
                  on_batch: Callable[[], None] | None = None, guidance_scale: float | None = None,
-                 sample_class: int | str = "all") -> None:
+                 sample_class: int | str = "all", codec: Any = None) -> None:
         self.registry, self.dataset_spec = registry, dataset_spec
         self.net, self.degradation, self.sampler, self.prior = net, degradation, sampler, prior
         self.shape, self.num_classes, self.value_range = tuple(shape), num_classes, tuple(value_range)
@@ -80,6 +80,18 @@ class EvalContext:
         # classifier-free guidance: None samples without labels (a conditional network sees its null label)
         self.guidance_scale, self.sample_class = guidance_scale, sample_class
         self.sample_labels: torch.Tensor | None = None  # the class asked of each generated sample, when guided
+        # latent diffusion: the network works on codec.encode(images); samples and reconstructions are
+        # decoded before any metric sees them (``shape`` stays the image shape)
+        self.codec = codec
+        self.sample_shape = tuple(codec.latent_shape) if codec is not None else self.shape
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images as the network sees them: their latents in a latent diffusion run, else themselves."""
+        return self.codec.encode(images) if self.codec is not None else images
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """What the network works on, back as images (the identity outside latent diffusion)."""
+        return self.codec.decode(z) if self.codec is not None else z
 
     # ---- data --------------------------------------------------------------------------
     def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,9 +132,9 @@ class EvalContext:
             self.sample_labels = labels.to(self.device)
         for i in range(0, n, batch_size):
             b = min(batch_size, n - i)
-            z = self.prior.sample(b, self.shape, generator=start_gen).to(self.device)
+            z = self.prior.sample(b, self.sample_shape, generator=start_gen).to(self.device)
             y = None if labels is None else labels[i : i + b].to(self.device)
-            yield self.sampler.sample(net, self.degradation, z, y=y, generator=step_gen).images
+            yield self.decode(self.sampler.sample(net, self.degradation, z, y=y, generator=step_gen).images)
             self.on_batch()
 
     @property
@@ -152,7 +164,8 @@ class EvalContext:
     @torch.no_grad()
     def reconstructions(self, t: int, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(originals, reconstructions, labels) of the first ``n`` test images (0: all) degraded to
-        step ``t`` with fixed noise and sampled back from ``t`` by the run's sampler."""
+        step ``t`` with fixed noise and sampled back from ``t`` by the run's sampler (in a latent run:
+        their latents degraded and sampled back, then decoded)."""
         if not 1 <= t <= self.degradation.T:
             raise ColdlabError(f"reconstruction step {t} is outside 1..{self.degradation.T}",
                                hint="choose t (or levels) within the degradation's steps", where=("eval", "metrics"))
@@ -166,8 +179,9 @@ class EvalContext:
             for i in range(0, n, self.batch_size):
                 x = images[i : min(n, i + self.batch_size)].to(self.device)
                 y = labels[i : i + x.shape[0]].to(self.device) if self.conditional else None
-                z = self.degradation.degrade(x, t, self.degradation.sample_noise(x, noise_gen))
-                outs.append(self.sampler.sample(self.net, self.degradation, z, t_start=t, y=y, generator=step_gen).images)
+                x0 = self.encode(x)
+                z = self.degradation.degrade(x0, t, self.degradation.sample_noise(x0, noise_gen))
+                outs.append(self.decode(self.sampler.sample(self.net, self.degradation, z, t_start=t, y=y, generator=step_gen).images))
                 self.on_batch()
             self._reconstructions[key] = (images[:n].to(self.device), torch.cat(outs), labels[:n].to(self.device))
         return self._reconstructions[key]

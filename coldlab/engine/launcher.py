@@ -46,7 +46,7 @@ def dataset_missing(spec: dict[str, Any]) -> str | None:
     """Why the run's data (and a morph target) cannot be read offline, or None."""
     registry = get_registry()
     wanted = [spec["dataset"]]
-    if spec["degradation"]["name"] == "morph":
+    if spec.get("degradation", {}).get("name") == "morph":
         wanted.append({"name": spec["degradation"]["target_dataset"]})
     for ds in wanted:
         offline = {**ds, "download": False} if "download" in registry.resolve("dataset", ds) else ds
@@ -63,13 +63,21 @@ def enqueue_file(path: str, home: Path, *, only: list[str] | None, smoke_run: bo
     runs = load_experiments(path, only=only)
     conn = connect(home / "coldlab.db")
     ids = []
-    for run in runs:
+    autoencoder_ids: dict[tuple[str, str], int] = {}
+    # autoencoder runs first: a latent diffusion run records which one it waits for (and loads)
+    for run in sorted(runs, key=lambda r: r.kind != "autoencoder"):
         spec = run.to_dict()
+        depends_on = None
+        if spec.get("latent") and "run" in spec["latent"]:
+            depends_on = autoencoder_ids[(spec["latent"]["study"], spec["latent"]["run"])]
+            spec["latent"]["run_id"] = depends_on
         if smoke_run:
             spec = smoke(spec)
         if epochs is not None:
             spec = with_epochs(spec, epochs)
-        run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"])
+        run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on)
+        if run.kind == "autoencoder":
+            autoencoder_ids[(run.study, run.name)] = run_id
         row = get_run(conn, run_id)
         if not created and json.loads(row["config"]) != spec:
             raise ColdlabError(f"experiment {spec['name']!r} changed since it was queued as run {run_id}",
@@ -82,6 +90,11 @@ def enqueue_file(path: str, home: Path, *, only: list[str] | None, smoke_run: bo
                 continue
             if row["status"] == "skipped":
                 requeue(conn, run_id)
+                row = get_run(conn, run_id)
+        if row["status"] == "skipped" and row["depends_on"] is not None and row["error"] and \
+                get_run(conn, row["depends_on"])["status"] in ("queued", "running", "finished"):
+            requeue(conn, run_id)  # its autoencoder run failed before and is queued again (or done) now
+            row = get_run(conn, run_id)
         if row["status"] in RESUMABLE:
             if not resume:
                 console.print(f"[yellow]{spec['name']} is {row['status']}[/yellow]: pass --resume to continue it from its checkpoint")

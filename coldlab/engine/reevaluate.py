@@ -92,6 +92,9 @@ def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: 
     conn = connect(home / "coldlab.db")
     row = get_run(conn, run_id)
     spec = json.loads(row["config"])
+    if spec.get("kind") == "autoencoder":
+        raise ColdlabError(f"run {run_id} is an autoencoder run: it records its reconstruction error itself",
+                           hint="coldlab eval evaluates diffusion runs (a latent one names this run in latent = { run = ... })")
     folder = run_dir(home, run_id)
     weights = available_weights(folder)
     if not weights:
@@ -101,9 +104,13 @@ def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: 
     elif epoch not in weights:
         raise ColdlabError(f"run {run_id} has no weights for epoch {epoch}",
                            hint="epochs with weights: " + ", ".join(map(str, weights)), where=("--checkpoint",))
-    trainer = Trainer(spec, folder, registry=registry, reporter=Reporter(), device=device, cache_dir=home / "cache")
+    trainer = Trainer(spec, folder, registry=registry, reporter=Reporter(), device=device, cache_dir=home / "cache", home=home)
     loaded_epoch, step, which = load_weights(trainer, weights[epoch])
     s_spec = sampler_spec(registry, spec["sampler"], sampler, steps)
+    if spec.get("latent") and sampler is not None and sampler != spec["sampler"]["name"]:
+        from coldlab.config import latent_sampler
+
+        s_spec = latent_sampler(s_spec, {"name": sampler})  # another sampler of a latent run: no x0 clipping either
     built_sampler = registry.build("sampler", s_spec)
     try:
         built_sampler.check(trainer.degradation)

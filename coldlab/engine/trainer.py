@@ -66,32 +66,58 @@ class Trainer:
     """Builds a run's components from its resolved spec and trains it."""
 
     def __init__(self, spec: dict[str, Any], run_dir: Path, *, registry: Registry, reporter: Reporter,
-                 device: str = "cpu", cache_dir: Path | None = None) -> None:
-        self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
-        self.cache_dir = Path(cache_dir) if cache_dir else self.run_dir / "cache"
-        self.device = torch.device(device)
-        # settings added after a run was queued take their defaults
-        self.train_cfg = {**dataclasses.asdict(TrainSettings()), **spec["train"]}
-        self.eval_cfg = {**dataclasses.asdict(EvalSettings()), **spec["eval"]}
+                 device: str = "cpu", cache_dir: Path | None = None, home: Path | None = None) -> None:
+        self._setup(spec, run_dir, registry=registry, reporter=reporter, device=device, cache_dir=cache_dir, home=home,
+                    train_defaults=TrainSettings(), eval_defaults=EvalSettings())
         seed = self.train_cfg["seed"]
-        self.data = load_run_data(registry, spec["dataset"], val_fraction=self.train_cfg["val_fraction"], seed=seed,
-                                  max_images=self.train_cfg["max_train_images"], device=self.device)
-        if self.data.train.shape[0] == 0:
-            raise ColdlabError("no training images left after the validation split", where=("train", "val_fraction"))
+        self.images = self.load_data()
+        self.codec = None
+        if spec.get("latent"):  # latent diffusion: the same split, as the frozen autoencoder's latents
+            from coldlab.engine.latent import LatentCodec, autoencoder_path, load_autoencoder
+
+            path = autoencoder_path(spec["latent"], self.home)
+            self.codec = LatentCodec(load_autoencoder(path, registry, self.device), path)
+            self.data = self.load_data(codec=self.codec)
+        else:
+            self.data = self.images
         self.degradation = registry.build("degradation", spec["degradation"])
         self.degradation.prepare(self.data.context)
         self.sampler = registry.build("sampler", spec["sampler"])
         self.sampler.check(self.degradation)
         self.prior = registry.build("prior", spec["prior"])
-        self.prior.fit_cached(self.train_cpu[0], self.degradation, self.cache_dir)
+        self.prior.fit_cached(self.data.train.cpu(), self.degradation, self.cache_dir)
         torch.manual_seed(seed)
         self.net = registry.build("network", spec["network"], shape=self.data.shape, num_classes=self.data.num_classes).to(self.device)
         self.conditional = bool(spec["network"].get("conditional", False))
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.train_cfg["lr"], weight_decay=self.train_cfg["weight_decay"])
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False) if self.train_cfg["ema"] > 0 else None
+        self.loss_fn = F.mse_loss if self.train_cfg["loss"] == "mse" else F.l1_loss
+        self._start_loop()
+
+    def _setup(self, spec: dict[str, Any], run_dir: Path, *, registry: Registry, reporter: Reporter, device: str,
+               cache_dir: Path | None, home: Path | None, train_defaults: Any, eval_defaults: Any) -> None:
+        """What every kind of run shares: paths, device and the settings (ones added after a run was
+        queued take their defaults)."""
+        self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
+        self.cache_dir = Path(cache_dir) if cache_dir else self.run_dir / "cache"
+        self.home = Path(home) if home else (self.cache_dir.parent if cache_dir else self.run_dir.parent.parent)
+        self.device = torch.device(device)
+        self.train_cfg = {**dataclasses.asdict(train_defaults), **spec["train"]}
+        self.eval_cfg = {**dataclasses.asdict(eval_defaults), **spec["eval"]}
+
+    def load_data(self, codec: Any = None) -> Any:
+        data = load_run_data(self.registry, self.spec["dataset"], val_fraction=self.train_cfg["val_fraction"],
+                             seed=self.train_cfg["seed"], max_images=self.train_cfg["max_train_images"], device=self.device,
+                             codec=codec)
+        if data.train.shape[0] == 0:
+            raise ColdlabError("no training images left after the validation split", where=("train", "val_fraction"))
+        return data
+
+    def _start_loop(self) -> None:
+        """Optimizer, the seeded generators and the loop counters (after ``self.net`` is built)."""
+        seed = self.train_cfg["seed"]
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.train_cfg["lr"], weight_decay=self.train_cfg["weight_decay"])
         self.cpu_gen = torch.Generator().manual_seed(seed)
         self.dev_gen = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.loss_fn = F.mse_loss if self.train_cfg["loss"] == "mse" else F.l1_loss
         self.epoch, self.step, self.partial = 0, 0, None
         self.steps_per_epoch = math.ceil(self.data.train.shape[0] / self.train_cfg["batch_size"])
 
@@ -208,8 +234,8 @@ class Trainer:
         unless given)."""
         return EvalContext(
             registry=self.registry, dataset_spec=self.spec["dataset"], net=self.sampling_net, degradation=self.degradation,
-            sampler=sampler or self.sampler, prior=self.prior, shape=self.data.shape, num_classes=self.data.num_classes,
-            value_range=self.data.value_range, device=self.device,
+            sampler=sampler or self.sampler, prior=self.prior, shape=self.images.shape, num_classes=self.data.num_classes,
+            value_range=self.images.value_range, device=self.device, codec=self.codec,
             samples=self.eval_cfg["samples"] if samples is None else samples, batch_size=self.eval_cfg["batch_size"],
             seed=self.eval_cfg["seed"], cache_dir=self.cache_dir, train_images=self.train_cpu[0],
             train_labels=self.train_cpu[1], train_loss=self.train_cfg["loss"], on_batch=self.beat,
@@ -219,8 +245,9 @@ class Trainer:
 
     @functools.cached_property
     def train_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training images and labels on the CPU (copied once, not at every evaluation)."""
-        return self.data.train.cpu(), self.data.train_labels.cpu()
+        """The training images and labels on the CPU (copied once, not at every evaluation; images, also
+        in a latent diffusion run)."""
+        return self.images.train.cpu(), self.images.train_labels.cpu()
 
     def is_eval_epoch(self, epoch: int) -> bool:
         every = self.eval_cfg["every"]
@@ -232,7 +259,7 @@ class Trainer:
                            self.run_dir / f"weights-{epoch:04d}.pt")
 
     def save_grid(self, images: torch.Tensor, path: Path) -> Path:
-        lo, hi = self.data.value_range
+        lo, hi = self.images.value_range
         n = images.shape[0]
         save_image(((images.float().cpu() - lo) / (hi - lo)).clamp(0, 1), path, nrow=max(1, int(math.sqrt(n))))
         return path

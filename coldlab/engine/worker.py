@@ -19,13 +19,16 @@ from typing import Any
 
 import torch
 
-from coldlab.engine.trainer import Reporter, StopRequested, Trainer
+from coldlab.engine.autoencoder_run import trainer_for
+from coldlab.engine.trainer import Reporter, StopRequested
 from coldlab.errors import ColdlabError
 from coldlab.plugins import get_registry
-from coldlab.store import claim, connect, finish, has_evaluation, heartbeat, record_artifact, record_evaluation, record_metrics
+from coldlab.store import (claim, connect, finish, has_evaluation, heartbeat, record_artifact, record_evaluation, record_metrics,
+                           waiting)
 
 LEASE_S = float(os.environ.get("COLDLAB_LEASE_S", "30"))  # a run whose worker is silent this long is requeued
 BEAT_S = min(3.0, LEASE_S / 3)
+WAIT_S = 2.0  # how often an idle worker looks again when queued runs wait for a running one
 
 
 def run_dir(home: Path, run_id: int) -> Path:
@@ -108,7 +111,8 @@ def run_one(home: Path, row: Any, worker: str, device: str, stop_flag: threading
     status, error = "failed", None
     try:
         spec = json.loads(row["config"])
-        trainer = Trainer(spec, folder, registry=get_registry(), reporter=reporter, device=device, cache_dir=Path(home) / "cache")
+        trainer = trainer_for(spec)(spec, folder, registry=get_registry(), reporter=reporter, device=device,
+                                    cache_dir=Path(home) / "cache", home=Path(home))
         status = trainer.run(resume=True)
     except StopRequested as stop:
         status = stop.status
@@ -149,6 +153,9 @@ def run_worker(home: str | Path, device: str = "cpu", *, worker: str | None = No
         while not stop_flag.is_set():
             row = claim(conn, worker, device, lease_s=LEASE_S)
             if row is None:
+                if waiting(conn):  # runs wait for one another worker is running (a latent run's autoencoder)
+                    stop_flag.wait(WAIT_S)
+                    continue
                 break
             status = run_one(home, row, worker, device, stop_flag)
             counts[status] = counts.get(status, 0) + 1

@@ -40,12 +40,14 @@ def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: 
         warnings.append(message)
         warn(message)
 
+    from coldlab.engine.autoencoder_run import METRIC_DIRECTIONS
+
     directions = {}
     for name in metric_names(data.runs):
         try:
             directions[name] = registry.get("metric", name).cls.higher_is_better
-        except ColdlabError:
-            directions[name] = None
+        except ColdlabError:  # the values autoencoder runs record themselves, else no direction
+            directions[name] = METRIC_DIRECTIONS.get(name)
     sections, manifest = [], {"home": str(home), "studies": [], "warnings": warnings}
     for study, runs in data.studies().items():
         table = build_table(study, runs, directions)

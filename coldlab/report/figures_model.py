@@ -36,7 +36,7 @@ def load_trainer(run: RunRecord, home: Path, registry: Any) -> tuple[Any, int] |
     weights = available_weights(folder) if folder.exists() else {}
     if not weights:
         return None
-    trainer = Trainer(run.config, folder, registry=registry, reporter=Reporter(), device="cpu", cache_dir=home / "cache")
+    trainer = Trainer(run.config, folder, registry=registry, reporter=Reporter(), device="cpu", cache_dir=home / "cache", home=home)
     epoch, _, _ = load_weights(trainer, weights[max(weights)])
     return trainer, epoch
 
@@ -44,19 +44,20 @@ def load_trainer(run: RunRecord, home: Path, registry: Any) -> tuple[Any, int] |
 def degradation_strip(run: RunRecord, trainer: Any, out: Path, images: int = 4, levels: int = 8) -> Figure:
     ctx = trainer.eval_context()
     x, _ = ctx.test_set()
-    x = x[:images].to(ctx.device)
+    x = ctx.encode(x[:images].to(ctx.device))  # a latent run degrades latents: shown decoded
     deg = trainer.degradation
     ts = sorted({round(deg.T * i / (levels - 1)) for i in range(levels)})
     noise = deg.sample_noise(x, ctx.generator(2))
     fig, axes = plt.subplots(images, len(ts), figsize=(1.2 * len(ts), 1.3 * images), squeeze=False)
     for j, t in enumerate(ts):
-        z = deg.degrade(x, t, noise)
+        z = ctx.decode(deg.degrade(x, t, noise))
         for i in range(images):
             _show(axes[i][j], z[i], ctx)
         axes[0][j].set_title(f"t={t}", fontsize=7)
     d = run.config["degradation"]
+    latent = " (of their latents, decoded)" if ctx.codec is not None else ""
     return Figure(save(fig, out / f"degradation-run{run.id}.png"), f"Degradation {d['name']} ({label(run)})",
-                  f"D(x, t) of {images} test images at {len(ts)} steps from 0 to T={deg.T}.", [f"t={t}" for t in ts], run.id)
+                  f"D(x, t) of {images} test images{latent} at {len(ts)} steps from 0 to T={deg.T}.", [f"t={t}" for t in ts], run.id)
 
 
 def reconstructions(run: RunRecord, trainer: Any, epoch: int, out: Path, images: int = 4) -> Figure:
@@ -66,7 +67,8 @@ def reconstructions(run: RunRecord, trainer: Any, epoch: int, out: Path, images:
     fig, axes = plt.subplots(len(steps), 2 * images + 1, figsize=(1.1 * (2 * images + 1), 1.3 * len(steps)), squeeze=False)
     for r, t in enumerate(steps):
         originals, recon, _ = ctx.reconstructions(t, images)
-        z = deg.degrade(originals, t, deg.sample_noise(originals, ctx.generator(2)))
+        x0 = ctx.encode(originals)
+        z = ctx.decode(deg.degrade(x0, t, deg.sample_noise(x0, ctx.generator(2))))
         for i in range(images):
             _show(axes[r][2 * i], z[i], ctx)
             _show(axes[r][2 * i + 1], recon[i], ctx)
@@ -86,11 +88,11 @@ def trajectory(run: RunRecord, trainer: Any, epoch: int, out: Path, images: int 
     deg, sampler = trainer.degradation, trainer.sampler
     n_steps = len(sampler.steps(deg.T)) - 1
     every = max(1, n_steps // (points - 1))
-    z = trainer.prior.sample(images, ctx.shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+    z = trainer.prior.sample(images, ctx.sample_shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
     trainer.sampling_net.eval()
     with torch.no_grad():
         result = sampler.sample(trainer.sampling_net, deg, z, trajectory_every=every, generator=ctx.generator(1))
-    traj = result.trajectory
+    traj = [(t, ctx.decode(zt)) for t, zt in result.trajectory]  # latents decoded in a latent run
     fig, axes = plt.subplots(images, len(traj), figsize=(1.2 * len(traj), 1.3 * images), squeeze=False)
     for j, (t, zt) in enumerate(traj):
         for i in range(images):
@@ -107,14 +109,15 @@ def prior_histogram(run: RunRecord, trainer: Any, out: Path, n: int = 512) -> Fi
     x = trainer.data.train[:n].cpu()
     g = torch.Generator().manual_seed(ctx.seed)
     degraded = deg.degrade(x, deg.T, deg.sample_noise(x, g)).flatten()
-    prior = trainer.prior.sample(n, ctx.shape, generator=g).flatten()
+    prior = trainer.prior.sample(n, ctx.sample_shape, generator=g).flatten()
     fig, ax = plt.subplots(figsize=(7, 4))
     lo = float(min(degraded.min(), prior.min()))
     hi = float(max(degraded.max(), prior.max()))
     bins = torch.linspace(lo, hi + 1e-6, 81).tolist()
     ax.hist(degraded.numpy(), bins=bins, alpha=0.5, density=True, label=f"D(x, T) of {x.shape[0]} training images")
     ax.hist(prior.numpy(), bins=bins, alpha=0.5, density=True, label=f"prior {run.config['prior']['name']} ({n} samples)")
-    ax.set(title=f"Pixel values at t = T, {label(run)}", xlabel="pixel value", ylabel="density")
+    what = "Latent values" if ctx.codec is not None else "Pixel values"
+    ax.set(title=f"{what} at t = T, {label(run)}", xlabel=what.lower()[:-1], ylabel="density")
     ax.legend(fontsize=8)
     return Figure(save(fig, out / f"prior-run{run.id}.png"), f"Prior pixel histogram of {label(run)}",
                   "Pixel values of the prior's start points against those of the fully degraded training images.",
@@ -125,6 +128,8 @@ def model_figures(runs: list[RunRecord], home: Path, registry: Any, out: Path, w
     """Every model figure for each run with saved weights; a run that cannot be drawn is reported, not hidden."""
     figures = []
     for run in runs:
+        if run.config.get("kind") == "autoencoder":
+            continue  # its figures are its reconstruction grids (in the grid figures)
         try:
             loaded = load_trainer(run, home, registry)
             if loaded is None:

@@ -18,6 +18,7 @@ import html
 import io
 import json
 import statistics
+from pathlib import Path
 from typing import Any
 
 from coldlab.report.collect import RunRecord
@@ -82,6 +83,10 @@ def cell_text(cell: Cell | None) -> str:
 
 def _settings(run: RunRecord, sampler: dict[str, Any] | None = None) -> dict[str, str]:
     cfg = run.config
+    if cfg.get("kind") == "autoencoder":
+        ae = cfg["autoencoder"]
+        params = ", ".join(f"{k}={v}" for k, v in ae.items() if k != "name")
+        return {"degradation": "", "schedule": "", "network": f"autoencoder {ae['name']} ({params})", "sampler": "", "steps": ""}
     deg = cfg["degradation"]
     sched = deg.get("schedule")
     samp = sampler or cfg["sampler"]
@@ -92,10 +97,20 @@ def _settings(run: RunRecord, sampler: dict[str, Any] | None = None) -> dict[str
     return {
         "degradation": deg["name"] + (f" ({deg['target']})" if "target" in deg else ""),
         "schedule": sched_text,
-        "network": cfg["network"]["name"],
+        "network": cfg["network"]["name"] + latent_text(cfg),
         "sampler": samp["name"] + (f" eta={samp['eta']}" if "eta" in samp else ""),
         "steps": str(samp.get("steps") or "all"),
     }
+
+
+def latent_text(cfg: dict[str, Any]) -> str:
+    """`` in the latent space of RUN`` (or of an autoencoder file) for latent diffusion runs."""
+    latent = cfg.get("latent")
+    if not latent:
+        return ""
+    if "run" in latent:
+        return f" in the latent space of {latent['run']}" + (f" (run {latent['run_id']})" if "run_id" in latent else "")
+    return f" in the latent space of {Path(latent['checkpoint']).name}"
 
 
 SETTINGS = ("degradation", "schedule", "network", "sampler", "steps")

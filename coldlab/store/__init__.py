@@ -27,6 +27,8 @@ from coldlab.store.queue import (
     requeue,
     requeue_expired,
     set_priority,
+    skip_orphans,
+    waiting,
 )
 
 __all__ = [
@@ -49,5 +51,7 @@ __all__ = [
     "requeue",
     "requeue_expired",
     "set_priority",
+    "skip_orphans",
+    "waiting",
     "transaction",
 ]

@@ -96,6 +96,12 @@ def m002_evaluations(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_run_dependencies(conn: sqlite3.Connection) -> None:
+    """A run may wait for another (latent diffusion waits for its autoencoder run)."""
+    conn.execute("ALTER TABLE runs ADD COLUMN depends_on INTEGER REFERENCES runs (id)")
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction; return their names."""
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")

@@ -15,15 +15,18 @@ DEFAULT_LEASE_S = 60.0
 
 
 def enqueue(conn: sqlite3.Connection, study: str, name: str, config: dict[str, Any], *, epochs: int = 0,
-            priority: int = 0) -> tuple[int, bool]:
-    """Add a run; returns (id, created). An existing (study, name) is left as it is."""
+            priority: int = 0, depends_on: int | None = None) -> tuple[int, bool]:
+    """Add a run; returns (id, created). An existing (study, name) is left as it is.
+
+    A run that ``depends_on`` another is claimed only once that one has finished (and is skipped,
+    with the reason, if it fails or is cancelled)."""
     with transaction(conn):
         row = conn.execute("SELECT id FROM runs WHERE study = ? AND name = ?", (study, name)).fetchone()
         if row:
             return int(row["id"]), False
         cur = conn.execute(
-            "INSERT INTO runs (study, name, config, epochs, priority, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time()),
+            "INSERT INTO runs (study, name, config, epochs, priority, created, depends_on) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on),
         )
         return int(cur.lastrowid), True
 
@@ -41,17 +44,41 @@ def requeue_expired(conn: sqlite3.Connection, now: float | None = None) -> list[
 
 def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float = DEFAULT_LEASE_S,
           now: float | None = None) -> sqlite3.Row | None:
-    """Atomically take the next queued run (highest priority, then oldest) for ``worker``."""
+    """Atomically take the next queued run (highest priority, then oldest) for ``worker``; a run
+    whose dependency has not finished waits (see :func:`waiting`)."""
     requeue_expired(conn, now)
+    skip_orphans(conn)
     now = time.time() if now is None else now
     with transaction(conn):
         return conn.execute(
             "UPDATE runs SET status = 'running', worker = ?, device = ?, lease_until = ?, heartbeat = ?, "
             "started = COALESCE(started, ?), attempts = attempts + 1, error = NULL "
-            "WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY priority DESC, id LIMIT 1) "
+            "WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.depends_on IS NULL OR "
+            "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) = 'finished') ORDER BY r.priority DESC, r.id LIMIT 1) "
             "RETURNING *",
             (worker, device, now + lease_s, now, now),
         ).fetchone()
+
+
+def skip_orphans(conn: sqlite3.Connection) -> list[int]:
+    """Mark ``skipped`` every queued run whose dependency ended without finishing (the error names it;
+    requeue both to try again)."""
+    with transaction(conn):
+        rows = conn.execute(
+            "UPDATE runs SET status = 'skipped', error = 'it needs run ' || d.id || ' (' || d.name || '), which is ' || "
+            "d.status || ' (hint: requeue that run, then this one)' FROM runs d "
+            "WHERE runs.depends_on = d.id AND runs.status = 'queued' AND d.status IN ('failed', 'cancelled', 'skipped') "
+            "RETURNING runs.id"
+        ).fetchall()
+    return [int(r["id"]) for r in rows]
+
+
+def waiting(conn: sqlite3.Connection) -> int:
+    """How many queued runs wait for a run that is still queued or running (a worker should wait too)."""
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM runs r JOIN runs d ON d.id = r.depends_on WHERE r.status = 'queued' "
+        "AND d.status IN ('queued', 'running')"
+    ).fetchone()[0])
 
 
 def heartbeat(conn: sqlite3.Connection, run_id: int, worker: str, *, epoch: int | None = None, step: int | None = None,

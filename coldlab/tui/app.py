@@ -223,7 +223,8 @@ class ColdlabApp(App):
             self.base.query_one(f"#label-{name}", Static).update(f"{label}:{last} ({len(values)} points)")
         grid = self.base.query_one("#grid", Static)
         grid.update(half_blocks(detail.grid, width=32, max_rows=16) if detail.grid else "no sample grid yet")
-        cfg = {k: detail.config[k] for k in ("dataset", "degradation", "prior", "network", "sampler", "train", "eval") if k in detail.config}
+        cfg = {k: detail.config[k] for k in ("kind", "dataset", "autoencoder", "latent", "degradation", "prior", "network", "sampler",
+                                                  "train", "eval") if detail.config.get(k)}
         self.base.query_one("#config", Static).update(Text(json.dumps(cfg, indent=1), style="dim"))
         self.base.query_one("#log", Static).update(Text("\n".join(detail.log_tail) or "(no log lines)", style="italic"))
 

@@ -35,7 +35,7 @@ class KSNormality(Metric):
     @torch.no_grad()
     def evaluate(self, ctx: Any) -> MetricValue:
         images, _ = ctx.test_set()
-        x = images[: self.params.images].to(ctx.device)
+        x = ctx.encode(images[: self.params.images].to(ctx.device))  # latents in a latent diffusion run
         deg = ctx.degradation
         noise = deg.sample_noise(x, ctx.generator(5))
         steps = sorted(set(range(0, deg.T + 1, self.params.every)) | {deg.T})

@@ -124,7 +124,7 @@ class TestLoss(Metric):
         ctx.net.eval()
         total = 0.0
         for i in range(0, n, ctx.batch_size):
-            x = images[i : min(n, i + ctx.batch_size)].to(ctx.device)
+            x = ctx.encode(images[i : min(n, i + ctx.batch_size)].to(ctx.device))  # latents in a latent run
             z, t, target = ctx.degradation.training_batch(x, gen)
             y = labels[i : i + x.shape[0]].to(ctx.device) if ctx.conditional else None
             out = ctx.network_output(z, t, y)
