@@ -197,7 +197,9 @@ def _check_keys(raw: dict[str, Any], allowed: tuple[str, ...], what: str) -> Non
     unknown = [k for k in raw if k not in allowed]
     if unknown:
         key = unknown[0]
-        raise ColdlabError(f"unknown key {key!r} for {what}{suggest(key, list(allowed))}",
+        known_elsewhere = key in EXPERIMENT_KEYS or key in AUTOENCODER_KEYS  # a key of the other kind
+        raise ColdlabError(f"key {key!r} does not apply to {what}" if known_elsewhere else
+                           f"unknown key {key!r}{suggest(key, list(allowed))}",
                            hint=f"keys of {what}: " + ", ".join(allowed), where=(key,))
     for key in ("study", "name"):
         if not isinstance(raw.get(key), str) or not raw[key]:

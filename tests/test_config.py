@@ -102,7 +102,11 @@ def test_root_experiments_file_holds_the_four_studies():
     by_study = {}
     for r in runs:
         by_study.setdefault(r.study, []).append(r)
-    assert sorted(by_study) == ["000", "002", "003", "003-cfg", "004"]
+    assert sorted(by_study) == ["000", "002", "003", "003-cfg", "003-latent", "004"]
+    vae, *latent = by_study["003-latent"]
+    assert vae.kind == "autoencoder" and vae.autoencoder["name"] == "vae"
+    assert [r.latent for r in latent] == [{"run": "003-vae-mnist", "study": "003-latent"}] * 2
+    assert {r.sampler["name"] for r in latent} == {"ddpm", "ddim"} and any(r.eval["guidance_sweep"] for r in latent)
     [cfg] = by_study["003-cfg"]
     assert cfg.network["conditional"] and cfg.train["label_dropout"] == 0.1 and cfg.eval["guidance_sweep"] == [0, 1, 3, 5]
     zoom = next(r for r in by_study["000"] if r.degradation["name"] == "zoom")

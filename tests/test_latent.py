@@ -76,7 +76,7 @@ def test_an_autoencoder_experiment_resolves_without_the_diffusion_defaults(tmp_p
 
 @pytest.mark.parametrize("change, message", [
     (('kind = "autoencoder"', 'kind = "autoencoer"'), "vae: kind: unknown kind 'autoencoer' (did you mean 'autoencoder'?)"),
-    (('train = { epochs = 3 }', 'train = { epochs = 3 }\nsampler = "ddpm"'), "vae: sampler: unknown key 'sampler' for an autoencoder experiment"),
+    (('train = { epochs = 3 }', 'train = { epochs = 3 }\nsampler = "ddpm"'), "vae: sampler: key 'sampler' does not apply to an autoencoder experiment (hint: keys of an autoencoder experiment: study, name, kind"),
     (('train = { epochs = 3 }', 'train = { epochs = 3 }\neval = { metrics = ["fid"] }'), "vae: eval: metrics: unknown parameter 'metrics'"),
     (('latent = { run = "vae" }', 'latent = { run = "vea" }'), "ldm: latent: run: latent.run 'vea' names no autoencoder experiment in this file (did you mean 'vae'?)"),
     (('latent = { run = "vae" }', 'latent = { run = "vae", checkpoint = "x.pt" }'), "ldm: latent: give exactly one of run and checkpoint"),

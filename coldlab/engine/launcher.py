@@ -10,7 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -57,27 +57,37 @@ def dataset_missing(spec: dict[str, Any]) -> str | None:
     return None
 
 
-def enqueue_file(path: str, home: Path, *, only: list[str] | None, smoke_run: bool, epochs: int | None,
-                 resume: bool, console: Console) -> list[int]:
-    """Validate the file and queue its runs; returns the ids this invocation waits for."""
-    runs = load_experiments(path, only=only)
-    conn = connect(home / "coldlab.db")
-    ids = []
+def queue_runs(conn: Any, runs: list[Any], prepare: Any = None) -> Iterator[tuple[Any, dict[str, Any], int, bool]]:
+    """Enqueue resolved runs, autoencoder runs first, so that each latent diffusion run records the id of
+    the autoencoder run it loads and waits for; yields (run, stored spec, id, created). ``prepare`` turns a
+    spec into the one stored (``--smoke``, ``--epochs``)."""
     autoencoder_ids: dict[tuple[str, str], int] = {}
-    # autoencoder runs first: a latent diffusion run records which one it waits for (and loads)
     for run in sorted(runs, key=lambda r: r.kind != "autoencoder"):
         spec = run.to_dict()
         depends_on = None
         if spec.get("latent") and "run" in spec["latent"]:
             depends_on = autoencoder_ids[(spec["latent"]["study"], spec["latent"]["run"])]
             spec["latent"]["run_id"] = depends_on
-        if smoke_run:
-            spec = smoke(spec)
-        if epochs is not None:
-            spec = with_epochs(spec, epochs)
+        if prepare is not None:
+            spec = prepare(spec)
         run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on)
         if run.kind == "autoencoder":
             autoencoder_ids[(run.study, run.name)] = run_id
+        yield run, spec, run_id, created
+
+
+def enqueue_file(path: str, home: Path, *, only: list[str] | None, smoke_run: bool, epochs: int | None,
+                 resume: bool, console: Console) -> list[int]:
+    """Validate the file and queue its runs; returns the ids this invocation waits for."""
+    runs = load_experiments(path, only=only)
+    conn = connect(home / "coldlab.db")
+    ids = []
+
+    def prepare(spec: dict[str, Any]) -> dict[str, Any]:
+        spec = smoke(spec) if smoke_run else spec
+        return with_epochs(spec, epochs) if epochs is not None else spec
+
+    for run, spec, run_id, created in queue_runs(conn, runs, prepare):
         row = get_run(conn, run_id)
         if not created and json.loads(row["config"]) != spec:
             raise ColdlabError(f"experiment {spec['name']!r} changed since it was queued as run {run_id}",

@@ -303,7 +303,8 @@ class ColdlabApp(App):
         """Validate a TOML file and queue its runs; errors are shown, never raised."""
         from coldlab.config import load_experiments
         from coldlab.errors import ColdlabError
-        from coldlab.store import connect, enqueue
+        from coldlab.engine.launcher import queue_runs
+        from coldlab.store import connect
 
         try:
             runs = load_experiments(path)
@@ -315,7 +316,7 @@ class ColdlabApp(App):
             return
         conn = connect(self.home / "coldlab.db")
         try:
-            created = sum(enqueue(conn, r.study, r.name, r.to_dict(), epochs=r.train["epochs"])[1] for r in runs)
+            created = sum(new for _, _, _, new in queue_runs(conn, runs))  # autoencoder runs first
         finally:
             conn.close()
         self.say(f"{path}: {created} runs queued ({len(runs) - created} already in the store); start a worker with w")
