@@ -322,3 +322,14 @@ async def test_stopping_a_device_interrupts_its_worker_and_the_run_can_resume(tm
     assert app.workers_started[0].proc.wait(timeout=120) is not None
     status, epoch = conn.execute("SELECT status, epoch FROM runs WHERE id = 1").fetchone()
     assert status == "interrupted" and epoch < 50
+
+
+def test_a_run_waiting_for_another_says_which(tmp_path):
+    from coldlab.tui.app import row_cells
+    from coldlab.tui.data import load_rows
+
+    conn = connect(tmp_path / "coldlab.db")
+    ae, _ = enqueue(conn, "s", "vae", {})
+    enqueue(conn, "s", "ldm", {}, depends_on=ae)
+    rows = {r.name: r for r in load_rows(conn)}
+    assert str(row_cells(rows["ldm"])[3]) == f"queued (after {ae})" and str(row_cells(rows["vae"])[3]) == "queued"

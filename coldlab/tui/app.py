@@ -38,6 +38,8 @@ def progress_bar(row: RunRow, width: int = 8) -> str:
 
 def row_cells(row: RunRow) -> tuple[Any, ...]:
     status = row.status + (" (cancelling)" if row.cancel_requested and row.status == "running" else "")
+    if row.status == "queued" and row.depends_on is not None:
+        status += f" (after {row.depends_on})"
     colour = {"running": "green", "failed": "red", "interrupted": "yellow", "cancelled": "magenta", "skipped": "dim"}.get(row.status)
     fid = f"{format_number(row.fid)}{'ᶜ' if row.fid_name == 'classifier-fid' else ''}" if row.fid is not None else ""
     return (str(row.id), row.study, row.name, Text(status, style=colour or ""), row.device, progress_bar(row),

@@ -41,6 +41,7 @@ class RunRow:
     eta_s: float | None
     cancel_requested: bool
     error: str | None
+    depends_on: int | None = None  # the run this one waits for (a latent run's autoencoder run)
 
     @property
     def progress(self) -> float:
@@ -100,6 +101,7 @@ def load_rows(conn: sqlite3.Connection, now: float | None = None) -> list[RunRow
             epochs=r["epochs"], step=r["step"], total_steps=r["total_steps"], priority=r["priority"],
             train_loss=_latest(conn, r["id"], LOSS_NAMES), val_loss=_latest(conn, r["id"], ("val_loss",)),
             fid=fid, fid_name=fid_name, eta_s=_eta(r, now), cancel_requested=bool(r["cancel_requested"]), error=r["error"],
+            depends_on=r["depends_on"] if "depends_on" in r.keys() else None,
         ))
     return rows
 
