@@ -246,3 +246,17 @@ def test_latent_diffusion_runs_end_to_end_through_coldlab_run(tmp_path):
     assert report.returncode == 0, report.stderr
     table = (tmp_path / "rep" / "table-lat.md").read_text()
     assert "autoencoder vae" in table and "cnn in the latent space of vae" in table
+
+
+def test_blur_refuses_a_kernel_wider_than_small_latents_allow():
+    from coldlab.components.dataset import DataContext
+
+    registry = get_registry()
+    blur = registry.build("degradation", {"name": "blur"})  # kernel_size 11: pads 5 pixels
+    with pytest.raises(ColdlabError, match="kernel_size 11 is too wide for circular padding of 4x4 images") as err:
+        blur.prepare(DataContext(shape=(2, 4, 4), load=None))
+    assert "kernel_size <= 9" in err.value.hint
+    blur.prepare(DataContext(shape=(1, 28, 28), load=None))
+    narrow = registry.build("degradation", {"name": "blur", "kernel_size": 9})
+    narrow.prepare(DataContext(shape=(2, 4, 4), load=None))
+    assert narrow.degrade(torch.rand(2, 2, 4, 4), narrow.T).shape == (2, 2, 4, 4)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from coldlab import Degradation, DeviceCache, as_steps, hookimpl, param
+from coldlab import ColdlabError, Degradation, DeviceCache, as_steps, hookimpl, param
 from coldlab.components.schedule import Schedule
 
 
@@ -50,6 +50,17 @@ class BlurDegradation(Degradation):
         self.kernels = DeviceCache(
             torch.stack([torch.zeros(k, k, dtype=torch.float64)] + [gaussian_kernel(k, float(v)) for v in self.schedule.beta[1:]])
         )
+
+    def prepare(self, data: Any) -> None:
+        """Circular and reflect padding cannot wrap around more than once: refuse a kernel wider than
+        the images allow (small images are usually latents: a 4x7x7 latent takes kernel_size <= 13
+        circular, <= 11 reflect)."""
+        pad, side = self.params.kernel_size // 2, min(data.shape[1], data.shape[2])
+        limit = {"circular": side, "reflect": side - 1}.get(self.params.padding)
+        if limit is not None and pad > limit:
+            raise ColdlabError(f"kernel_size {self.params.kernel_size} is too wide for {self.params.padding} padding of "
+                               f"{data.shape[1]}x{data.shape[2]} images", where=("degradation", "kernel_size"),
+                               hint=f"use kernel_size <= {2 * limit + 1}, or padding = \"zeros\"")
 
     def blur_once(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """Apply G_step to every image of the batch."""
