@@ -36,19 +36,25 @@ DEFAULT_COMPONENTS: dict[str, Any] = {"prior": "gaussian"}
 
 
 @dataclasses.dataclass
-class TrainSettings:
+class LoopSettings:
+    """The training-loop settings every kind of run has (diffusion and autoencoder runs)."""
+
+    batch_size: int = param(128, "images per step")
+    weight_decay: float = param(0.0, "Adam weight decay (003: 1e-4)")
+    seed: int = param(0, "seed of the split, initialisation and training")
+    val_fraction: float = param(0.2, "share of the training data held out for validation")
+    log_every: int = param(50, "record the train loss every this many steps")
+    max_train_images: int = param(0, "use at most this many training images (0: all)")
+
+
+@dataclasses.dataclass
+class TrainSettings(LoopSettings):
     """Training settings of an experiment (the ``train`` table)."""
 
     epochs: int = param(50, "number of epochs")
-    batch_size: int = param(128, "images per step")
     lr: float = param(2e-4, "Adam learning rate")
-    weight_decay: float = param(0.0, "Adam weight decay (003: 1e-4)")
     ema: float = param(0.0, "EMA decay of the weights used for sampling (0: no EMA)")
-    seed: int = param(0, "seed of the split, initialisation and training")
-    val_fraction: float = param(0.2, "share of the training data held out for validation")
     loss: Literal["mse", "l1"] = param("mse", "loss between the network output and the target")
-    log_every: int = param(50, "record the train loss every this many steps")
-    max_train_images: int = param(0, "use at most this many training images (0: all)")
     label_dropout: float = param(0.0, "probability that a training label is replaced by the null label "
                                       "(classifier-free guidance, 003: 0.1); needs network.conditional = true")
 
@@ -117,17 +123,11 @@ class RunSpec:
 
 
 @dataclasses.dataclass
-class AutoencoderTrainSettings:
+class AutoencoderTrainSettings(LoopSettings):
     """Training settings of a ``kind = "autoencoder"`` experiment (the ``train`` table)."""
 
     epochs: int = param(20, "number of epochs")
-    batch_size: int = param(128, "images per step")
     lr: float = param(1e-3, "Adam learning rate")
-    weight_decay: float = param(0.0, "Adam weight decay")
-    seed: int = param(0, "seed of the split, initialisation and training")
-    val_fraction: float = param(0.2, "share of the training data held out for validation")
-    log_every: int = param(50, "record the train loss every this many steps")
-    max_train_images: int = param(0, "use at most this many training images (0: all)")
     scale_images: int = param(5000, "training images the latents' scale factor is estimated on (0: all)")
 
 
@@ -206,13 +206,14 @@ def _check_keys(raw: dict[str, Any], allowed: tuple[str, ...], what: str) -> Non
             raise ColdlabError(f"'{key}' must be a non-empty string", where=(key,))
 
 
-def _seeds(raw: dict[str, Any], default: int) -> list[int]:
+def _seeded_runs(raw: dict[str, Any], default: int) -> list[tuple[int, str]]:
+    """(seed, run name) of each of the experiment's runs: its name, or NAME-seedN with several seeds."""
     seeds = raw.get("seeds", [default])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ColdlabError("'seeds' must be a non-empty list of integers", hint="e.g. seeds = [0, 1, 2]", where=("seeds",))
     if len(set(seeds)) != len(seeds):
         raise ColdlabError("'seeds' repeats a seed", where=("seeds",))
-    return seeds
+    return [(seed, raw["name"] if len(seeds) == 1 else f"{raw['name']}-seed{seed}") for seed in seeds]
 
 
 def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[RunSpec]:
@@ -229,14 +230,9 @@ def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[
             raise err.at(key) from None
     train = _settings(AutoencoderTrainSettings, raw.get("train", {}), "train")
     evaluation = _settings(AutoencoderEvalSettings, raw.get("eval", {}), "eval")
-    runs = []
-    seeds = _seeds(raw, train["seed"])
-    for seed in seeds:
-        name = raw["name"] if len(seeds) == 1 else f"{raw['name']}-seed{seed}"
-        runs.append(RunSpec(study=raw["study"], name=name, seed=seed, dataset=resolved["dataset"], network={}, degradation={},
-                            prior={}, sampler={}, train={**train, "seed": seed}, eval=evaluation, kind="autoencoder",
-                            autoencoder=resolved["autoencoder"]))
-    return runs
+    return [RunSpec(study=raw["study"], name=name, seed=seed, dataset=resolved["dataset"], network={}, degradation={}, prior={},
+                    sampler={}, train={**train, "seed": seed}, eval=evaluation, kind="autoencoder", autoencoder=resolved["autoencoder"])
+            for seed, name in _seeded_runs(raw, train["seed"])]
 
 
 LATENT_HINT = 'write latent = { run = "NAME" } (an autoencoder experiment of this file) or latent = { checkpoint = "PATH" }'
@@ -348,19 +344,15 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
     except ColdlabError as err:
         raise err.at("sampler") from None
     latent = _resolve_latent(raw["latent"], base_dir) if "latent" in raw else None
-    if latent is not None and resolved["degradation"]["name"] == "morph":
-        raise ColdlabError("morph degrades towards images of another dataset, not latents",
-                           hint="use a noise or cold degradation that acts on any tensor (gaussian, blur, zoom)",
-                           where=("degradation",))
     if latent is not None:
+        if resolved["degradation"]["name"] == "morph":
+            raise ColdlabError("morph degrades towards images of another dataset, not latents",
+                               hint="use a noise or cold degradation that acts on any tensor (gaussian, blur, zoom)",
+                               where=("degradation",))
         resolved["sampler"] = latent_sampler(resolved["sampler"], raw["sampler"])
-    seeds = _seeds(raw, train["seed"])
-    runs = []
-    for seed in seeds:
-        name = raw["name"] if len(seeds) == 1 else f"{raw['name']}-seed{seed}"
-        runs.append(RunSpec(study=raw["study"], name=name, seed=seed, train={**train, "seed": seed}, eval=evaluation,
-                            latent=dict(latent) if latent else None, **{k: resolved[k] for k in COMPONENT_KEYS}))
-    return runs
+    return [RunSpec(study=raw["study"], name=name, seed=seed, train={**train, "seed": seed}, eval=evaluation,
+                    latent=dict(latent) if latent else None, **{k: resolved[k] for k in COMPONENT_KEYS})
+            for seed, name in _seeded_runs(raw, train["seed"])]
 
 
 def load_experiments(path: str | Path, *, only: list[str] | None = None, registry: Any = None) -> list[RunSpec]:
