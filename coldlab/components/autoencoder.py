@@ -49,9 +49,14 @@ class Autoencoder(nn.Module):
         """Mean squared reconstruction error + ``kl_weight`` x KL(q(z|x) || N(0, I)) per latent element."""
         recon, mean, logvar = self(x, generator)
         rec = (recon - x).square().mean()
-        kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).mean()
+        kl = self.kl(mean, logvar)
         total = rec + getattr(self.params, "kl_weight", 0.0) * kl
         return total, {"reconstruction": float(rec.detach()), "kl": float(kl.detach())}
+
+    @staticmethod
+    def kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(mean, exp(logvar)) || N(0, I)), averaged over the latent elements."""
+        return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).mean()
 
     @torch.no_grad()
     def estimate_scale(self, images: torch.Tensor, batch_size: int = 256) -> float:

@@ -19,11 +19,11 @@ def smoke(spec: dict[str, Any]) -> dict[str, Any]:
     spec["name"] = f"{spec['name']}-smoke"
     train = spec["train"]
     train.update(epochs=1, max_train_images=SMOKE_IMAGES, batch_size=min(train["batch_size"], 64), log_every=1)
+    spec["eval"].update(every=1, grid=4)
     if spec.get("kind") == "autoencoder":
-        spec["eval"].update(every=1, grid=4)
-        spec["train"]["scale_images"] = SMOKE_IMAGES
+        train["scale_images"] = SMOKE_IMAGES
         return spec
-    spec["eval"].update(every=1, grid=4, samples=min(spec["eval"]["samples"], SMOKE_SAMPLES))
+    spec["eval"]["samples"] = min(spec["eval"]["samples"], SMOKE_SAMPLES)
     for key in ("metrics", "final_metrics"):
         spec["eval"][key] = [smoke_metric(m) for m in spec["eval"].get(key, [])]
     if "steps" in spec["sampler"]:

@@ -99,7 +99,7 @@ class Trainer:
         queued take their defaults)."""
         self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
         self.cache_dir = Path(cache_dir) if cache_dir else self.run_dir / "cache"
-        self.home = Path(home) if home else (self.cache_dir.parent if cache_dir else self.run_dir.parent.parent)
+        self.home = Path(home) if home else self.run_dir.parent.parent  # runs live in HOME/runs/NNNNN
         self.device = torch.device(device)
         self.train_cfg = {**dataclasses.asdict(train_defaults), **spec["train"]}
         self.eval_cfg = {**dataclasses.asdict(eval_defaults), **spec["eval"]}
@@ -258,10 +258,11 @@ class Trainer:
         return save_atomic({"model": self.sampling_net.state_dict(), "epoch": epoch, "step": self.step, "ema": self.ema is not None},
                            self.run_dir / f"weights-{epoch:04d}.pt")
 
-    def save_grid(self, images: torch.Tensor, path: Path) -> Path:
+    def save_grid(self, images: torch.Tensor, path: Path, nrow: int | None = None) -> Path:
+        """Images (in the dataset's value range) as a PNG grid, ``nrow`` per row (default: a square)."""
         lo, hi = self.images.value_range
-        n = images.shape[0]
-        save_image(((images.float().cpu() - lo) / (hi - lo)).clamp(0, 1), path, nrow=max(1, int(math.sqrt(n))))
+        nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
+        save_image(((images.float().cpu() - lo) / (hi - lo)).clamp(0, 1), path, nrow=nrow)
         return path
 
     def evaluate_epoch(self, epoch: int) -> None:
