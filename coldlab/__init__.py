@@ -3,32 +3,33 @@
 The public API that plugins may use is what this module exports.
 """
 
-from coldlab.components import (
-    Autoencoder,
-    DataContext,
-    Dataset,
-    Degradation,
-    DeviceCache,
-    Executor,
-    Metric,
-    MetricUnavailable,
-    MetricValue,
-    Network,
-    Prior,
-    ReconstructionBatch,
-    SampleBatch,
-    SampleResult,
-    Sampler,
-    Schedule,
-    SizedDegradation,
-    WorkerHandle,
-    as_steps,
-    data_root,
-)
+import importlib
+from typing import Any
+
 from coldlab.errors import ColdlabError, PluginLoadWarning
-from coldlab.hookspecs import hookimpl
-from coldlab.params import NoParams, param
-from coldlab.plugins import build, get_registry
+
+# Imported on first use (PEP 562), so that `coldlab --help`, `ls` and `show` do not import torch.
+_LAZY = {
+    **{name: "coldlab.components" for name in (
+        "Autoencoder", "DataContext", "Dataset", "Degradation", "DeviceCache", "Executor", "Metric", "MetricUnavailable",
+        "MetricValue", "Network", "Prior", "ReconstructionBatch", "SampleBatch", "SampleResult", "Sampler", "Schedule",
+        "SizedDegradation", "WorkerHandle", "as_steps", "data_root")},
+    "hookimpl": "coldlab.hookspecs",
+    "NoParams": "coldlab.params",
+    "SEED_MAX": "coldlab.params",
+    "param": "coldlab.params",
+    "build": "coldlab.plugins",
+    "get_registry": "coldlab.plugins",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'coldlab' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,7 @@ __all__ = [
     "Prior",
     "ReconstructionBatch",
     "SampleBatch",
+    "SEED_MAX",
     "SampleResult",
     "Sampler",
     "Schedule",

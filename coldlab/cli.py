@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -24,12 +25,15 @@ def _plugins(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     table = Table(title="coldlab plugins")
     for col in ("plugin", "package", "version", "components", "error"):
         table.add_column(col, overflow="fold")
     for info in registry.plugins:
         parts = [f"{kind}: {', '.join(names)}" for kind, names in info.components.items()]
-        table.add_row(info.name, info.package, info.version, "\n".join(parts), info.error or "", style="red" if info.error else None)
+        table.add_row(*(escape(str(v)) for v in (info.name, info.package, info.version, "\n".join(parts), info.error or "")),
+                      style="red" if info.error else None)
     console = Console()
     console.print(table)
     failed = [p for p in registry.plugins if p.error]
@@ -39,11 +43,9 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _home(args: argparse.Namespace):
-    from pathlib import Path
+    from coldlab.home import Home
 
-    from coldlab.engine.launcher import default_home
-
-    return Path(args.home) if args.home else default_home()
+    return Home(args.home) if args.home else Home.default()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -116,10 +118,28 @@ def _tui(args: argparse.Namespace) -> int:
     return run(_home(args))
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (exit 2), with the way to the command's help."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"coldlab: error: {message} (hint: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from coldlab import __version__
 
-    parser = argparse.ArgumentParser(prog="coldlab", description="Experiment manager for diffusion-model research.")
+    parser = _Parser(prog="coldlab", description="Experiment manager for diffusion-model research.")
     parser.add_argument("--version", action="version", version=f"coldlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -132,8 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments or studies")
     p.add_argument("--smoke", action="store_true", help="tiny budget: check the study end to end")
-    p.add_argument("--epochs", type=int, help="override every experiment's epochs")
-    p.add_argument("--workers", type=int, help="worker processes (default: one per GPU, else 1)")
+    p.add_argument("--epochs", type=_positive, help="override every experiment's epochs")
+    p.add_argument("--workers", type=_positive, help="worker processes (default: one per GPU, else 1)")
     p.add_argument("--device", help="device for every worker (cpu, cuda, cuda:1, ...)")
     p.add_argument("--home", help=home_help)
     p.add_argument("--resume", action="store_true", help="continue interrupted, failed or cancelled runs")
@@ -150,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=int, metavar="EPOCH", help="weights of this epoch (default: the newest)")
     p.add_argument("--metrics", nargs="+", metavar="NAME", help="metrics (default: the run's eval.metrics)")
     p.add_argument("--sampler", metavar="NAME", help="sample with this sampler instead of the run's")
-    p.add_argument("--steps", type=int, metavar="S", help="number of sampling steps (samplers with a steps parameter)")
-    p.add_argument("--samples", type=int, metavar="N", help="generated samples (default: the run's eval.samples)")
+    p.add_argument("--steps", type=_positive, metavar="S", help="number of sampling steps (samplers with a steps parameter)")
+    p.add_argument("--samples", type=_positive, metavar="N", help="generated samples (default: the run's eval.samples)")
     p.add_argument("--guidance", type=float, metavar="W", help="classifier-free guidance scale (conditional networks)")
     p.add_argument("--class", dest="sample_class", metavar="C", help="with --guidance: a class index, or all (balanced)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
@@ -187,21 +207,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    """Run one command; returns its exit code. Errors are one line on stderr (``--debug``: tracebacks);
+    Ctrl-C at any moment and a closed pipe (``coldlab plugins --json | head``) end quietly."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        if args.func is not _plugins:  # a plugin that failed to load is reported by `coldlab plugins`, once
+            warnings.simplefilter("ignore", PluginLoadWarning)
         return args.func(args)
     except ColdlabError as err:
-        if args.debug:
+        if debug:
             raise
         print(f"coldlab: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("coldlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away: say nothing more
+        try:  # as the Python docs advise: point stdout at devnull so the flush at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except Exception as err:  # a bug: still one line, with the way to the traceback
+        if debug:
+            raise
+        print(f"coldlab: internal error: {type(err).__name__}: {err} (hint: rerun with --debug for the traceback, "
+              "and report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from coldlab.errors import ColdlabError
-from coldlab.params import param, suggest, validate
+from coldlab.params import SEED_MAX, param, suggest, validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,41 +39,37 @@ DEFAULT_COMPONENTS: dict[str, Any] = {"prior": "gaussian"}
 class LoopSettings:
     """The training-loop settings every kind of run has (diffusion and autoencoder runs)."""
 
-    batch_size: int = param(128, "images per step")
-    weight_decay: float = param(0.0, "Adam weight decay (003: 1e-4)")
-    seed: int = param(0, "seed of the split, initialisation and training")
-    val_fraction: float = param(0.2, "share of the training data held out for validation")
-    log_every: int = param(50, "record the train loss every this many steps")
-    max_train_images: int = param(0, "use at most this many training images (0: all)")
+    batch_size: int = param(128, "images per step", min=1)
+    weight_decay: float = param(0.0, "Adam weight decay (003: 1e-4)", min=0)
+    seed: int = param(0, "seed of the split, initialisation and training", min=0, max=SEED_MAX)
+    val_fraction: float = param(0.2, "share of the training data held out for validation", min=0, lt=1)
+    log_every: int = param(50, "record the train loss every this many steps", min=1)
+    max_train_images: int = param(0, "use at most this many training images (0: all)", min=0)
 
 
 @dataclasses.dataclass
 class TrainSettings(LoopSettings):
     """Training settings of an experiment (the ``train`` table)."""
 
-    epochs: int = param(50, "number of epochs")
-    lr: float = param(2e-4, "Adam learning rate")
-    ema: float = param(0.0, "EMA decay of the weights used for sampling (0: no EMA)")
+    epochs: int = param(50, "number of epochs", min=1)
+    lr: float = param(2e-4, "Adam learning rate", gt=0)
+    ema: float = param(0.0, "EMA decay of the weights used for sampling (0: no EMA)", min=0, lt=1)
     loss: Literal["mse", "l1"] = param("mse", "loss between the network output and the target")
     label_dropout: float = param(0.0, "probability that a training label is replaced by the null label "
-                                      "(classifier-free guidance, 003: 0.1); needs network.conditional = true")
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.label_dropout < 1.0:
-            raise ValueError(f"label_dropout is a probability in [0, 1), got {self.label_dropout}")
+                                      "(classifier-free guidance, 003: 0.1); needs network.conditional = true", min=0, lt=1)
 
 
 @dataclasses.dataclass
 class EvalSettings:
     """Evaluation settings of an experiment (the ``eval`` table)."""
 
-    every: int = param(5, "evaluate every this many epochs (and after the last)")
-    samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)")
-    grid: int = param(64, "samples in each saved grid")
+    every: int = param(5, "evaluate every this many epochs (and after the last)", min=0)
+    samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)", min=1)
+    grid: int = param(64, "samples in each saved grid", min=1)
     metrics: list[str | dict] = param([], "metric plugins to evaluate: names, or tables with a name and parameters")
-    seed: int = param(1234, "seed of the fixed batch of start points (and of every random draw in evaluation)")
+    seed: int = param(1234, "seed of the fixed batch of start points (and of every random draw in evaluation)", min=0, max=SEED_MAX)
     final_metrics: list[str | dict] = param([], "metrics evaluated only after the last epoch (costly ones)")
-    batch_size: int = param(250, "samples generated (and images reconstructed) per batch in evaluation")
+    batch_size: int = param(250, "samples generated (and images reconstructed) per batch in evaluation", min=1)
     keep_weights: bool = param(True, "save the sampling weights at every evaluation epoch (for coldlab eval --checkpoint)")
     guidance_scale: float | None = param(None, "classifier-free guidance w for generated samples (0: unconditional, "
                                                "1: conditional; needs network.conditional = true); unset: no labels")
@@ -109,11 +105,16 @@ class RunSpec:
     kind: str = "diffusion"
     autoencoder: dict[str, Any] | None = None  # kind = "autoencoder": the autoencoder trained
     latent: dict[str, Any] | None = None  # latent diffusion: {"run": NAME, "study": S} or {"checkpoint": PATH}
+    experiment: str = ""  # the [[experiment]] this run comes from (not stored in the spec)
+
+    def __post_init__(self) -> None:
+        self.experiment = self.experiment or self.name
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as stored with the run; ``kind``, ``autoencoder`` and ``latent`` only where they
         are set (so plain diffusion specs stay as they were before latent diffusion existed)."""
         out = dataclasses.asdict(self)
+        del out["experiment"]
         if out["kind"] == "diffusion":
             del out["kind"]
         for key in ("autoencoder", "latent"):
@@ -126,9 +127,9 @@ class RunSpec:
 class AutoencoderTrainSettings(LoopSettings):
     """Training settings of a ``kind = "autoencoder"`` experiment (the ``train`` table)."""
 
-    epochs: int = param(20, "number of epochs")
-    lr: float = param(1e-3, "Adam learning rate")
-    scale_images: int = param(5000, "training images the latents' scale factor is estimated on (0: all)")
+    epochs: int = param(20, "number of epochs", min=1)
+    lr: float = param(1e-3, "Adam learning rate", gt=0)
+    scale_images: int = param(5000, "training images the latents' scale factor is estimated on (0: all)", min=0)
 
 
 @dataclasses.dataclass
@@ -136,9 +137,9 @@ class AutoencoderEvalSettings:
     """Evaluation settings of a ``kind = "autoencoder"`` experiment: reconstruction error and PSNR on the
     validation images, and a grid of validation images over their reconstructions."""
 
-    every: int = param(5, "evaluate every this many epochs (and after the last)")
-    grid: int = param(32, "validation images in each reconstruction grid (shown over their reconstructions)")
-    batch_size: int = param(250, "images encoded and decoded per batch in evaluation")
+    every: int = param(5, "evaluate every this many epochs (and after the last)", min=0)
+    grid: int = param(32, "validation images in each reconstruction grid (shown over their reconstructions)", min=1)
+    batch_size: int = param(250, "images encoded and decoded per batch in evaluation", min=1)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +158,13 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ColdlabError("file not found", hint="give the path of an experiments TOML file", where=(str(path),)) from None
+    except IsADirectoryError:
+        raise ColdlabError("is a folder, not a file", hint="give the path of an experiments TOML file", where=(str(path),)) from None
+    except UnicodeDecodeError as err:
+        raise ColdlabError(f"not UTF-8 text (byte {err.start}: {err.reason})", hint="TOML files are UTF-8: save the file as UTF-8",
+                           where=(str(path),)) from None
+    except OSError as err:
+        raise ColdlabError(f"cannot read the file: {err.strerror or err}", where=(str(path),)) from None
     except tomllib.TOMLDecodeError as err:
         raise ColdlabError(f"TOML syntax error: {err}", hint="fix the line named above", where=(str(path),)) from None
 
@@ -211,6 +219,8 @@ def _seeded_runs(raw: dict[str, Any], default: int) -> list[tuple[int, str]]:
     seeds = raw.get("seeds", [default])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ColdlabError("'seeds' must be a non-empty list of integers", hint="e.g. seeds = [0, 1, 2]", where=("seeds",))
+    if any(not 0 <= s <= SEED_MAX for s in seeds):
+        raise ColdlabError(f"'seeds' must be whole numbers from 0 to {SEED_MAX}", hint="e.g. seeds = [0, 1, 2]", where=("seeds",))
     if len(set(seeds)) != len(seeds):
         raise ColdlabError("'seeds' repeats a seed", where=("seeds",))
     return [(seed, raw["name"] if len(seeds) == 1 else f"{raw['name']}-seed{seed}") for seed in seeds]
@@ -231,7 +241,8 @@ def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[
     train = _settings(AutoencoderTrainSettings, raw.get("train", {}), "train")
     evaluation = _settings(AutoencoderEvalSettings, raw.get("eval", {}), "eval")
     return [RunSpec(study=raw["study"], name=name, seed=seed, dataset=resolved["dataset"], network={}, degradation={}, prior={},
-                    sampler={}, train={**train, "seed": seed}, eval=evaluation, kind="autoencoder", autoencoder=resolved["autoencoder"])
+                    sampler={}, train={**train, "seed": seed}, eval=evaluation, kind="autoencoder", autoencoder=resolved["autoencoder"],
+                    experiment=raw["name"])
             for seed, name in _seeded_runs(raw, train["seed"])]
 
 
@@ -289,12 +300,12 @@ def _link_latents(runs: list[RunSpec], experiments: dict[str, str]) -> None:
             else:
                 why = f"latent.run {wanted!r} names no autoencoder experiment in this file{suggest(wanted, [n for _, n in autoencoders])}"
                 hint = 'add an [[experiment]] with kind = "autoencoder" and that name, or give latent = { checkpoint = "PATH" }'
-            raise ColdlabError(why, hint=hint, where=(run.name.rsplit("-seed", 1)[0], "latent", "run"))
+            raise ColdlabError(why, hint=hint, where=(run.experiment, "latent", "run"))
         ae = found[0]
         if ae.dataset != run.dataset:
             raise ColdlabError(f"the autoencoder run {ae.name!r} was trained on {ae.dataset['name']!r}, not {run.dataset['name']!r}",
                                hint="latent diffusion needs the autoencoder of the same dataset",
-                               where=(run.name.rsplit("-seed", 1)[0], "latent", "run"))
+                               where=(run.experiment, "latent", "run"))
         run.latent = {"run": ae.name, "study": ae.study}
 
 
@@ -351,7 +362,7 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
                                where=("degradation",))
         resolved["sampler"] = latent_sampler(resolved["sampler"], raw["sampler"])
     return [RunSpec(study=raw["study"], name=name, seed=seed, train={**train, "seed": seed}, eval=evaluation,
-                    latent=dict(latent) if latent else None, **{k: resolved[k] for k in COMPONENT_KEYS})
+                    latent=dict(latent) if latent else None, experiment=raw["name"], **{k: resolved[k] for k in COMPONENT_KEYS})
             for seed, name in _seeded_runs(raw, train["seed"])]
 
 
@@ -390,6 +401,14 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
             runs.extend(_resolve_experiment(_merge(_defaults_for(defaults, raw), raw), registry, path.parent))
         except ColdlabError as err:
             raise err.at(where, label) from None
+    taken: dict[str, RunSpec] = {}
+    for run in runs:  # `a` with seeds = [1, 2] makes a-seed1 and a-seed2: no experiment may be called that too
+        other = taken.setdefault(run.name, run)
+        if other is not run:
+            first, second = sorted((other, run), key=lambda r: r.name != r.experiment)
+            raise ColdlabError(f"run name {run.name!r} of experiment {second.experiment!r} (seed {second.seed}) is also the "
+                               f"name of experiment {first.experiment!r}", hint="rename one of the experiments",
+                               where=(where, second.experiment, "seeds"))
     try:
         _link_latents(runs, names)
     except ColdlabError as err:
@@ -400,7 +419,7 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
             if wanted not in known:
                 raise ColdlabError(f"--only {wanted!r} matches no experiment or study{suggest(wanted, sorted(known))}",
                                    hint="experiments: " + ", ".join(sorted(names)), where=(where,))
-        kept = [r for r in runs if r.name in only or r.study in only or r.name.rsplit("-seed", 1)[0] in only]
+        kept = [r for r in runs if r.name in only or r.study in only or r.experiment in only]
         needed = {(r.latent["study"], r.latent["run"]) for r in kept if r.latent and "run" in r.latent}
         runs = [r for r in runs if r in kept or (r.study, r.name) in needed]  # an autoencoder its latent runs need
     return runs

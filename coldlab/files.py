@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,3 +19,29 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     torch.save(obj, tmp)
     os.replace(tmp, path)
     return path
+
+
+def load_tensors(path: str | os.PathLike, *, mmap: bool = False) -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors, numbers, strings and plain containers only.
+
+    Data is never code: a file holding any other Python object (a crafted pickle) is refused with a
+    :class:`ColdlabError` before anything in it runs. A torn or truncated file raises what torch
+    raises (callers that can fall back to an older file catch that)."""
+    from coldlab.errors import ColdlabError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) or "Weights only load failed" in str(err):
+            raise ColdlabError(f"refused to load {path}: it holds Python objects, not only tensors (loading it could run code)",
+                               hint="coldlab never writes such files: delete it, or restore it from a copy you trust") from None
+        raise
+
+
+def remove_torn(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a crash left half-written in ``folder`` (``*.tmp`` of :func:`save_atomic`)."""
+    removed = []
+    for tmp in Path(folder).glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed

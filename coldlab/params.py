@@ -17,17 +17,26 @@ from typing import Any, Literal, get_args, get_origin
 from coldlab.errors import ColdlabError
 
 _MISSING = dataclasses.MISSING
+INT_MAX = 2**63 - 1  # SQLite's (and torch's) largest integer: any int parameter must fit
+SEED_MAX = 2**63 - 16  # seeds: seed + a few offsets must still fit
 
 
-def param(default: Any = _MISSING, doc: str = "", *, kind: str | None = None) -> Any:
+def param(default: Any = _MISSING, doc: str = "", *, kind: str | None = None, min: float | None = None,
+          max: float | None = None, gt: float | None = None, lt: float | None = None) -> Any:
     """Declare one documented parameter of a component.
 
     ``default`` may be a list or dict (copied per instance). ``kind`` marks a nested
     component of that kind, given in TOML as a name or a ``{name = ..., ...}`` table.
+    ``min``/``max`` (inclusive) and ``gt``/``lt`` (exclusive) bound a number (each element of a
+    list of numbers); a value outside is a located error naming the key and the range.
+    Every integer must also fit in 64 bits.
     """
-    metadata = {"doc": doc}
+    metadata: dict[str, Any] = {"doc": doc}
     if kind is not None:
         metadata["kind"] = kind
+    bounds = {k: v for k, v in (("min", min), ("max", max), ("gt", gt), ("lt", lt)) if v is not None}
+    if bounds:
+        metadata["bounds"] = bounds
     if isinstance(default, (list, dict)):
         value = default
         return dataclasses.field(default_factory=lambda: _copy(value), metadata=metadata)
@@ -45,6 +54,42 @@ def _copy(value: Any) -> Any:
 @dataclasses.dataclass
 class NoParams:
     """A component without parameters."""
+
+
+def range_text(bounds: dict[str, float]) -> str:
+    """``at least 1``, ``in [0, 1)``, ``above 0`` ... for errors and documentation."""
+    lo = ("[", bounds["min"]) if "min" in bounds else ("(", bounds["gt"]) if "gt" in bounds else None
+    hi = ("]", bounds["max"]) if "max" in bounds else (")", bounds["lt"]) if "lt" in bounds else None
+    if lo and hi:
+        return f"in {lo[0]}{lo[1]:g}, {hi[1]:g}{hi[0]}"
+    if lo:
+        return f"at least {lo[1]:g}" if lo[0] == "[" else f"above {lo[1]:g}"
+    if hi:
+        return f"at most {hi[1]:g}" if hi[0] == "]" else f"below {hi[1]:g}"
+    return ""
+
+
+def out_of_range(value: Any, bounds: dict[str, float]) -> bool:
+    """Whether a number (or any number in a list) breaks ``bounds`` (NaN breaks any bound)."""
+    if isinstance(value, (list, tuple)):
+        return any(out_of_range(v, bounds) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not (("min" not in bounds or value >= bounds["min"]) and ("max" not in bounds or value <= bounds["max"])
+                and ("gt" not in bounds or value > bounds["gt"]) and ("lt" not in bounds or value < bounds["lt"]))
+
+
+def too_large(value: Any) -> bool:
+    """An integer (anywhere in nested lists and tables) that does not fit in 64 bits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -INT_MAX - 1 <= value <= INT_MAX
+    if isinstance(value, (list, tuple)):
+        return any(too_large(v) for v in value)
+    if isinstance(value, dict):
+        return any(too_large(v) for v in value.values())
+    return False
 
 
 def describe(params_cls: type) -> list[dict[str, Any]]:
@@ -65,6 +110,7 @@ def describe(params_cls: type) -> list[dict[str, Any]]:
                 "default": default,
                 "doc": f.metadata.get("doc", ""),
                 "kind": f.metadata.get("kind"),
+                "range": range_text(f.metadata.get("bounds", {})),
             }
         )
     return rows
@@ -164,9 +210,19 @@ def validate(params_cls: type, values: dict[str, Any], *, component: str) -> tup
             clean[key] = value
             continue
         annotation = hints[key]
+        if too_large(value):
+            raise ColdlabError(f"{component} parameter {key!r} is too large: integers must fit in 64 bits "
+                               f"(at most {INT_MAX})", hint=f"{key}: {f.metadata.get('doc', '')}".rstrip(": "), where=(key,))
         if not _matches(value, annotation):
             raise ColdlabError(
                 f"{component} parameter {key!r} must be {type_name(annotation)}, got {value!r}",
+                hint=f"{key}: {f.metadata.get('doc', '')}".rstrip(": "),
+                where=(key,),
+            )
+        bounds = f.metadata.get("bounds")
+        if bounds and out_of_range(value, bounds):
+            raise ColdlabError(
+                f"{component} parameter {key!r} must be {range_text(bounds)}, got {value!r}",
                 hint=f"{key}: {f.metadata.get('doc', '')}".rstrip(": "),
                 where=(key,),
             )

@@ -83,9 +83,11 @@ class Registry:
             return self.entries[kind][name]
         except KeyError:
             known = self.names(kind)
+            failed = [p.name for p in self.plugins if p.error]
+            broken = f"; plugin(s) {', '.join(failed)} failed to load: see `coldlab plugins`" if failed else ""
             raise ColdlabError(
                 f"unknown {kind} {name!r}{suggest(name, known)}",
-                hint=f"registered {kind}s: {', '.join(known) or 'none'}",
+                hint=f"registered {kind}s: {', '.join(known) or 'none'}{broken}",
             ) from None
 
     def _split(self, kind: str, spec: Any) -> tuple[str, dict[str, Any]]:

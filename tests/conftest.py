@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "datasets"
 
 os.environ.setdefault("COLDLAB_LOAD_PLUGINS", "")
+os.environ["COLDLAB_OFFLINE"] = "1"  # tests never download: a missing dataset is reported, not fetched
 if "COLDLAB_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["COLDLAB_DATA"] = str(SHARED_DATA)
 

@@ -129,7 +129,7 @@ def test_cancel_checkpoints_and_stops(tmp_path):
     trainer = Trainer(s, tmp_path / "run", registry=get_registry(), reporter=Recorder(stop_at=2, status="cancelled"))
     with pytest.raises(StopRequested) as stop:
         trainer.run()
-    assert stop.value.status == "cancelled" and torch.load(checkpoints(tmp_path / "run")[-1], weights_only=False)["step"] == 2
+    assert stop.value.status == "cancelled" and torch.load(checkpoints(tmp_path / "run")[-1], weights_only=True)["step"] == 2
 
 
 def test_cli_run_ls_show_end_to_end(tmp_path):

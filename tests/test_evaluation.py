@@ -44,7 +44,7 @@ def test_training_evaluates_every_epoch_and_records_unavailable_metrics(tmp_path
     assert rec.evaluations["training:2"]["settings"]["samples"] == 8
     kinds = [(k, e) for k, _, e in rec.files]
     assert ("grid", 1) in kinds and ("samples", 2) in kinds
-    saved = torch.load(tmp_path / "run" / "samples-0002.pt")
+    saved = torch.load(tmp_path / "run" / "samples-0002.pt", weights_only=True)
     assert saved.dtype == torch.uint8 and saved.shape == (8, 1, 16, 16)
     assert (tmp_path / "run" / "weights-0001.pt").exists() and (tmp_path / "run" / "weights-0002.pt").exists()
 

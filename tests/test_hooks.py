@@ -242,7 +242,7 @@ def test_hook_register_metrics(finished):
     values = [e for e in finished.evals if "hook-mean" in e["values"]]
     assert [e["epoch"] for e in values] == [1, 2]
     last = values[-1]["values"]["hook-mean"]
-    samples = torch.load(finished.home / "runs" / f"{finished.run['id']:05d}" / "samples-0002.pt")
+    samples = torch.load(finished.home / "runs" / f"{finished.run['id']:05d}" / "samples-0002.pt", weights_only=True)
     assert last["detail"]["pixels"] == samples.numel() == 12 * 64
     # the saved samples are the same images as uint8 in [0, 255] for the value range [-0.5, 0.5]
     assert last["value"] == pytest.approx(samples.double().mean().item() / 255 - 0.5, abs=1 / 255)

@@ -38,7 +38,8 @@ def start_running(home, now=FROZEN):
     """Claim run 1 as a worker would, and record some progress."""
     conn = connect(home / "coldlab.db")
     row = claim(conn, "host:1:cpu", "cpu", now=now)
-    conn.execute("UPDATE runs SET epoch = 1, step = 10, total_steps = 40, started = ? WHERE id = ?", (now - 30, row["id"]))
+    conn.execute("UPDATE runs SET epoch = 1, step = 10, total_steps = 40, started = ?, attempt_started = ? WHERE id = ?",
+                 (now - 30, now - 30, row["id"]))
     conn.commit()
     return conn, row["id"]
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from coldlab.files import save_atomic
+from coldlab.files import load_tensors, save_atomic
 from coldlab.params import NoParams
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class Prior:
             return False
         path = Path(cache_dir) / f"prior-{self.cache_key(train_images, degradation)}.pt"
         if path.exists():
-            self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            self.load_state_dict(load_tensors(path))
             return True
         self.fit(train_images, degradation)
         save_atomic({k: v.detach().cpu() for k, v in self.state_dict().items()}, path)

@@ -22,9 +22,9 @@ class ConvVAE(Autoencoder):
 
     @dataclasses.dataclass
     class Params:
-        channels: list[int] = param([32, 64], "channels per resolution (each halves the size)")
-        latent_channels: int = param(4, "channels of the latent")
-        kl_weight: float = param(1e-3, "weight of the KL term (small: an almost deterministic autoencoder)")
+        channels: list[int] = param([32, 64], "channels per resolution (each halves the size)", min=1)
+        latent_channels: int = param(4, "channels of the latent", min=1)
+        kl_weight: float = param(1e-3, "weight of the KL term (small: an almost deterministic autoencoder)", min=0)
 
         def __post_init__(self) -> None:
             if not self.channels or any(c < 1 for c in self.channels) or self.latent_channels < 1:

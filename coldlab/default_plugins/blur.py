@@ -36,7 +36,7 @@ class BlurDegradation(Degradation):
     @dataclasses.dataclass
     class Params:
         schedule: Schedule = param({"name": "constant", "C": 1.0, "T": 100}, "beta_t is the variance of step t's kernel", kind="schedule")
-        kernel_size: int = param(11, "side of each Gaussian kernel (odd)")
+        kernel_size: int = param(11, "side of each Gaussian kernel (odd)", min=1)
         padding: Literal["circular", "reflect", "zeros"] = param("circular", "how borders are padded")
 
     def __init__(self, params: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from coldlab import ColdlabError, Dataset, data_root, hookimpl, param
+from coldlab import SEED_MAX, ColdlabError, Dataset, data_root, hookimpl, param
 
 _SPLITS = ("train", "test")
 
@@ -105,10 +105,10 @@ class ImageFolder(Dataset):
     @dataclasses.dataclass
     class Params:
         path: str = param("images", "folder of class sub-folders (e.g. ImageNet-100's train/)")
-        size: int = param(64, "images are resized and centre-cropped to size x size")
-        channels: int = param(3, "3 for RGB, 1 for greyscale")
-        test_fraction: float = param(0.1, "share held out as the test split when there is no test/ folder")
-        max_images: int = param(0, "load at most this many images per split (0: all)")
+        size: int = param(64, "images are resized and centre-cropped to size x size", min=1)
+        channels: int = param(3, "3 for RGB, 1 for greyscale", min=1)
+        test_fraction: float = param(0.1, "share held out as the test split when there is no test/ folder", min=0, lt=1)
+        max_images: int = param(0, "load at most this many images per split (0: all)", min=0)
 
     def __init__(self, params):
         super().__init__(params)
@@ -155,12 +155,12 @@ class Synthetic(Dataset):
 
     @dataclasses.dataclass
     class Params:
-        size: int = param(28, "image side")
-        channels: int = param(1, "image channels")
-        classes: int = param(10, "number of classes")
-        train: int = param(512, "training images")
-        test: int = param(128, "test images")
-        seed: int = param(0, "generator seed")
+        size: int = param(28, "image side", min=1)
+        channels: int = param(1, "image channels", min=1)
+        classes: int = param(10, "number of classes", min=0)
+        train: int = param(512, "training images", min=1)
+        test: int = param(128, "test images", min=1)
+        seed: int = param(0, "generator seed", min=0, max=SEED_MAX)
 
     def __init__(self, params):
         super().__init__(params)

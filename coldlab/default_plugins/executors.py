@@ -18,6 +18,11 @@ class ProcessWorker:
     def __init__(self, proc: subprocess.Popen, device: str = "") -> None:
         self.proc, self.device = proc, device
 
+    @property
+    def pid(self) -> int:
+        """The process id (the worker is named ``HOST:PID:DEVICE`` in the store)."""
+        return self.proc.pid
+
     def poll(self) -> int | None:
         return self.proc.poll()
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from coldlab import Prior, hookimpl, param
+from coldlab import SEED_MAX, Prior, hookimpl, param
 
 
 def _log_prob(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, full: bool) -> torch.Tensor:
@@ -71,12 +71,12 @@ class GmmPrior(Prior):
 
     @dataclasses.dataclass
     class Params:
-        components: int = param(10, "number of mixture components")
+        components: int = param(10, "number of mixture components", min=1)
         covariance: Literal["diag", "full"] = param("diag", "covariance type of each component")
-        iterations: int = param(100, "maximum EM iterations")
-        reg: float = param(1e-6, "added to every variance")
-        max_images: int = param(5000, "fit on at most this many training images")
-        seed: int = param(0, "seed of the initial means")
+        iterations: int = param(100, "maximum EM iterations", min=1)
+        reg: float = param(1e-6, "added to every variance", min=0)
+        max_images: int = param(5000, "fit on at most this many training images", min=1)
+        seed: int = param(0, "seed of the initial means", min=0, max=SEED_MAX)
 
     def fit(self, train_images, degradation):
         x = train_images[: self.params.max_images]

@@ -48,8 +48,8 @@ class CentrePixelsPrior(Prior):
 
     @dataclasses.dataclass
     class Params:
-        size: int = param(4, "side of the central block")
-        levels: int = param(256, "number of intensity levels of the histogram")
+        size: int = param(4, "side of the central block", min=1)
+        levels: int = param(256, "number of intensity levels of the histogram", min=2)
 
     def fit(self, train_images, degradation):
         block = centre_crop(train_images, self.params.size)
@@ -76,7 +76,7 @@ class CentrePatchesPrior(Prior):
 
     @dataclasses.dataclass
     class Params:
-        size: int = param(4, "side of the central block")
+        size: int = param(4, "side of the central block", min=1)
 
     def fit(self, train_images, degradation):
         self.state = {"patches": centre_crop(train_images, self.params.size).clone()}
@@ -94,8 +94,8 @@ class FlatGaussianPrior(Prior):
 
     @dataclasses.dataclass
     class Params:
-        noise: float = param(0.002, "std of the per-pixel noise added to the flat image")
-        max_images: int = param(10000, "fit on at most this many training images")
+        noise: float = param(0.002, "std of the per-pixel noise added to the flat image", min=0)
+        max_images: int = param(10000, "fit on at most this many training images", min=1)
 
     def fit(self, train_images, degradation):
         x = train_images[: self.params.max_images]
@@ -123,8 +123,8 @@ class DatasetImagePrior(Prior):
 
     @dataclasses.dataclass
     class Params:
-        noise: float = param(0.0, "lambda: std of Gaussian noise added (004 tried 0.001 to 0.5)")
-        mix: int = param(1, "average this many random target images (004 tried 5, 10, 20)")
+        noise: float = param(0.0, "lambda: std of Gaussian noise added (004 tried 0.001 to 0.5)", min=0)
+        mix: int = param(1, "average this many random target images (004 tried 5, 10, 20)", min=1)
 
     def fit(self, train_images, degradation: Degradation):
         targets = getattr(degradation, "targets", None)

@@ -47,7 +47,7 @@ class DDPMSampler(Sampler):
     class Params:
         variance: Literal["beta", "posterior"] = param("beta", "sigma_t^2: beta_t, or beta_t (1 - ab_{t-1}) / (1 - ab_t)")
         noise: bool = param(True, "add sigma_t * N(0, I) before the last move (false: the deterministic mean path)")
-        steps: int | None = param(None, "respace on this many steps (None: every step)")
+        steps: int | None = param(None, "respace on this many steps (None: every step)", min=1)
 
         def __post_init__(self) -> None:
             _check_steps(self.steps)
@@ -78,10 +78,10 @@ class DDIMSampler(Sampler):
 
     @dataclasses.dataclass
     class Params:
-        steps: int | None = param(None, "number of steps S (None: every step; 003 uses 10, 50, 250, 1000)")
-        eta: float = param(0.0, "stochasticity: 0 deterministic, 1 DDPM-like")
+        steps: int | None = param(None, "number of steps S (None: every step; 003 uses 10, 50, 250, 1000)", min=1)
+        eta: float = param(0.0, "stochasticity: 0 deterministic, 1 DDPM-like", min=0)
         clip_x0: bool = param(True, "clamp each x0 estimate to [-clip_value, clip_value] (as diffusers does by default)")
-        clip_value: float = param(1.0, "bound used by clip_x0 (0.5 fits MNIST-scaled data exactly)")
+        clip_value: float = param(1.0, "bound used by clip_x0 (0.5 fits MNIST-scaled data exactly)", gt=0)
 
         def __post_init__(self) -> None:
             _check_steps(self.steps)
@@ -108,7 +108,7 @@ class DDIMSampler(Sampler):
 class _ColdSampler(Sampler):
     @dataclasses.dataclass
     class Params:
-        steps: int | None = param(None, "visit this many evenly spaced steps (None: every step)")
+        steps: int | None = param(None, "visit this many evenly spaced steps (None: every step)", min=1)
 
         def __post_init__(self) -> None:
             _check_steps(self.steps)

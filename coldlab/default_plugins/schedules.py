@@ -32,9 +32,9 @@ class LinearSchedule(Schedule):
 
     @dataclasses.dataclass
     class Params:
-        T: int = param(1000, "number of steps")
-        beta_min: float = param(1e-4, "beta_1")
-        beta_max: float = param(0.02, "beta_T")
+        T: int = param(1000, "number of steps", min=1)
+        beta_min: float = param(1e-4, "beta_1", min=0)
+        beta_max: float = param(0.02, "beta_T", gt=0)
 
     def compute_beta(self) -> torch.Tensor:
         return _linear(self.params.T, self.params.beta_min, self.params.beta_max)
@@ -54,8 +54,8 @@ class ConstantSchedule(Schedule):
 
     @dataclasses.dataclass
     class Params:
-        T: int = param(1000, "number of steps")
-        C: float = param(0.01, "the constant beta")
+        T: int = param(1000, "number of steps", min=1)
+        C: float = param(0.01, "the constant beta", min=0)
 
     def compute_beta(self) -> torch.Tensor:
         return torch.full((self.params.T,), self.params.C, dtype=torch.float64)
@@ -75,9 +75,9 @@ class CosineSchedule(Schedule):
 
     @dataclasses.dataclass
     class Params:
-        T: int = param(1000, "number of steps")
-        s: float = param(0.008, "offset that keeps beta_1 from being too small")
-        max_beta: float = param(0.999, "betas are clipped at this value (000: 0.02, 004: 0.1)")
+        T: int = param(1000, "number of steps", min=1)
+        s: float = param(0.008, "offset that keeps beta_1 from being too small", min=0)
+        max_beta: float = param(0.999, "betas are clipped at this value (000: 0.02, 004: 0.1)", gt=0, max=1)
 
     def compute_beta(self) -> torch.Tensor:
         T, s = self.params.T, self.params.s
@@ -96,9 +96,9 @@ class CosinePlainSchedule(Schedule):
 
     @dataclasses.dataclass
     class Params:
-        T: int = param(1000, "number of steps")
-        eps: float = param(1e-8, "added to the denominator of the ratio")
-        max_beta: float = param(0.999, "betas are clipped at this value")
+        T: int = param(1000, "number of steps", min=1)
+        eps: float = param(1e-8, "added to the denominator of the ratio", min=0)
+        max_beta: float = param(0.999, "betas are clipped at this value", gt=0, max=1)
 
     def compute_beta(self) -> torch.Tensor:
         T = self.params.T

@@ -34,7 +34,7 @@ class ZoomDegradation(SizedDegradation):
 
     @dataclasses.dataclass
     class Params:
-        final_size: int = param(4, "side of the central block left at t = T")
+        final_size: int = param(4, "side of the central block left at t = T", min=1)
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)

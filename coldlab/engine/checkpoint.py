@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import torch
-
-from coldlab.files import save_atomic
+from coldlab.files import load_tensors, save_atomic
 
 _NAME = re.compile(r"checkpoint-(\d+)\.pt$")
 
@@ -27,11 +26,13 @@ def save_checkpoint(run_dir: Path, epoch: int, state: dict[str, Any], keep: int 
     return path
 
 
-def load_latest(run_dir: Path) -> dict[str, Any] | None:
-    """The newest readable checkpoint, or None."""
+def load_latest(run_dir: Path, log: Callable[[str], None] = lambda line: None) -> dict[str, Any] | None:
+    """The newest readable checkpoint, or None. A torn one (a crash while it was written) is skipped,
+    with a line in ``log``; one holding anything but tensors and plain data is refused (ColdlabError)."""
     for path in reversed(checkpoints(run_dir)):
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception:  # a torn file from a crash: fall back to the one before
+            return load_tensors(path)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:  # torn: fall back to the one before
+            log(f"skipped unreadable checkpoint {path.name} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
             continue
     return None

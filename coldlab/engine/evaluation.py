@@ -25,7 +25,7 @@ import torch
 from coldlab.components.metric import Metric, MetricUnavailable, ReconstructionBatch, SampleBatch
 from coldlab.engine.data import load_dataset
 from coldlab.errors import ColdlabError
-from coldlab.files import save_atomic
+from coldlab.files import load_tensors, save_atomic
 from coldlab.plugins import Registry
 
 
@@ -206,7 +206,7 @@ class EvalContext:
         """``compute()`` once per (kind, key) on this machine; later calls load it from ``HOME/cache``."""
         path = self.cache_dir / kind / f"{spec_key(key)}.pt"
         if path.exists():
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return load_tensors(path)
         value = compute()
         save_atomic({k: v.detach().cpu() for k, v in value.items()}, path)
         return value

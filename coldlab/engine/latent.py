@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from coldlab.errors import ColdlabError
-from coldlab.files import save_atomic
+from coldlab.files import load_tensors, save_atomic
 
 AE_FILE = "autoencoder.pt"
 FORMAT = "coldlab-autoencoder-1"
@@ -29,14 +29,19 @@ def save_autoencoder(path: Path, model: Any, spec: dict[str, Any], dataset: dict
                         "state": state}, Path(path))
 
 
-def autoencoder_path(latent: dict[str, Any], home: Path) -> Path:
+def autoencoder_path(latent: dict[str, Any], home: Path | None) -> Path:
     """Where a latent run's autoencoder file is: the given checkpoint, or the file its autoencoder run wrote."""
     if "checkpoint" in latent:
         return Path(latent["checkpoint"])
     if "run_id" not in latent:
         raise ColdlabError(f"the autoencoder run {latent.get('run')!r} was never queued in this store",
                            hint="queue both with `coldlab run FILE` (it queues the autoencoder run first)", where=("latent", "run"))
-    return Path(home) / "runs" / f"{int(latent['run_id']):05d}" / AE_FILE
+    if home is None:
+        raise ColdlabError("a latent run that names an autoencoder run needs the HOME that holds that run",
+                           hint="pass home= to the trainer", where=("latent", "run"))
+    from coldlab.home import as_home
+
+    return as_home(home).run_dir(int(latent["run_id"])) / AE_FILE
 
 
 def load_autoencoder(path: Path, registry: Any, device: torch.device | str = "cpu") -> Any:
@@ -46,7 +51,9 @@ def load_autoencoder(path: Path, registry: Any, device: torch.device | str = "cp
         raise ColdlabError(f"no autoencoder file {str(path)!r}", hint="the autoencoder run must finish first "
                            "(it writes autoencoder.pt at its end)", where=("latent",))
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = load_tensors(path)
+    except ColdlabError as err:
+        raise err.at("latent") from None
     except Exception as err:
         raise ColdlabError(f"cannot read the autoencoder file {str(path)!r}: {err}", where=("latent",)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -1,32 +1,47 @@
 """``coldlab run``: validate, enqueue, start worker processes, and show progress from the store.
 
 Workers are separate processes (``coldlab worker``); this process only reads the store to draw
-rich progress bars, so it can be closed (Ctrl-C checkpoints the runs and marks them interrupted).
+rich progress bars (one plain line per epoch and evaluation when stderr is not a terminal: nohup,
+sbatch, CI), so it can be closed (Ctrl-C checkpoints the runs and marks them interrupted).
+
+A worker that dies (a segfault in a plugin, ``kill -9``) is reported with its exit code or signal;
+the run it held counts a death and is queued again, and a new worker takes the dead one's place
+while runs remain; a run that kills ``max_attempts`` workers fails ("worker died N times").
+
+Exit code: 0 when every run that could run finished (runs skipped because their data cannot be had
+are listed) and at least one run is finished; 1 when a run failed or was interrupted, or nothing
+ran; 2 for usage and config errors (raised as ColdlabError).
 """
 
 from __future__ import annotations
 
-import json
 import os
+import sqlite3
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from coldlab.config import load_experiments
+from coldlab.engine.availability import DataCheck
 from coldlab.engine.budget import smoke, with_epochs
-from coldlab.engine.data import load_dataset
+from coldlab.engine.queueing import queue_runs
+from coldlab.engine.worker import describe_exit, local_pid, process_alive, reclaim_dead_workers, worker_id
 from coldlab.errors import ColdlabError
+from coldlab.formatting import format_duration, format_number
+from coldlab.home import Home
 from coldlab.plugins import get_registry
-from coldlab.store import connect, enqueue, get_run, mark, requeue
+from coldlab.store import get_run, mark, requeue, worker_died
+from coldlab.store.queries import claimable, progress_rows, run_events
+from coldlab.store.status import RESUMABLE
 
-RESUMABLE = ("interrupted", "failed", "cancelled")
+POLL_S = 0.5
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("COLDLAB_HOME", "coldlab-runs"))
+def default_home() -> Home:
+    return Home.default()
 
 
 def default_devices(device: str | None, workers: int | None) -> list[str]:
@@ -42,152 +57,249 @@ def default_devices(device: str | None, workers: int | None) -> list[str]:
     return ["cpu"] * (workers or 1)
 
 
-def dataset_missing(spec: dict[str, Any]) -> str | None:
-    """Why the run's data (and a morph target) cannot be read offline, or None."""
-    registry = get_registry()
-    wanted = [spec["dataset"]]
-    if spec.get("degradation", {}).get("name") == "morph":
-        wanted.append({"name": spec["degradation"]["target_dataset"]})
-    for ds in wanted:
-        offline = {**ds, "download": False} if "download" in registry.resolve("dataset", ds) else ds
-        try:
-            load_dataset(registry, offline, "test")  # cached: each dataset is read once per invocation
-        except ColdlabError as err:
-            return f"{err}; smoke runs never download (a run without --smoke does, when online)"
-    return None
+def _held_elsewhere(row: sqlite3.Row) -> str:
+    left = max(0.0, (row["lease_until"] or 0.0) - time.time())
+    return f"{row['name']} is running on worker {row['worker']} (its lease runs {left:.0f} s more); not waited for"
 
 
-def queue_runs(conn: Any, runs: list[Any], prepare: Any = None) -> Iterator[tuple[Any, dict[str, Any], int, bool]]:
-    """Enqueue resolved runs, autoencoder runs first, so that each latent diffusion run records the id of
-    the autoencoder run it loads and waits for; yields (run, stored spec, id, created). ``prepare`` turns a
-    spec into the one stored (``--smoke``, ``--epochs``)."""
-    autoencoder_ids: dict[tuple[str, str], int] = {}
-    for run in sorted(runs, key=lambda r: r.kind != "autoencoder"):
-        spec = run.to_dict()
-        depends_on = None
-        if spec.get("latent") and "run" in spec["latent"]:
-            depends_on = autoencoder_ids[(spec["latent"]["study"], spec["latent"]["run"])]
-            spec["latent"]["run_id"] = depends_on
-        if prepare is not None:
-            spec = prepare(spec)
-        run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on)
-        if run.kind == "autoencoder":
-            autoencoder_ids[(run.study, run.name)] = run_id
-        yield run, spec, run_id, created
-
-
-def enqueue_file(path: str, home: Path, *, only: list[str] | None, smoke_run: bool, epochs: int | None,
-                 resume: bool, console: Console) -> list[int]:
-    """Validate the file and queue its runs; returns the ids this invocation waits for."""
+def enqueue_file(path: str, home: Home, *, only: list[str] | None, smoke_run: bool, epochs: int | None,
+                 resume: bool, console: Console) -> tuple[list[int], list[tuple[str, str]]]:
+    """Validate the whole file, queue its runs and check their data; returns the ids this invocation
+    waits for and (run name, reason) of the runs skipped because their data cannot be had."""
     runs = load_experiments(path, only=only)
-    conn = connect(home / "coldlab.db")
-    ids = []
+    data = DataCheck(get_registry(), on_download=lambda message: console.print(escape(message)))
+    conn = home.connect()
+    ids: list[int] = []
+    skipped: list[tuple[str, str]] = []
 
     def prepare(spec: dict[str, Any]) -> dict[str, Any]:
         spec = smoke(spec) if smoke_run else spec
         return with_epochs(spec, epochs) if epochs is not None else spec
 
-    for run, spec, run_id, created in queue_runs(conn, runs, prepare):
-        row = get_run(conn, run_id)
-        if not created and json.loads(row["config"]) != spec:
-            raise ColdlabError(f"experiment {spec['name']!r} changed since it was queued as run {run_id}",
-                               hint="rename the experiment, or use another --home for the new settings", where=(path, spec["name"]))
-        if smoke_run and row["status"] in ("queued", "skipped"):
-            reason = dataset_missing(spec)
-            if reason:
-                mark(conn, run_id, "skipped", reason)
-                console.print(f"[yellow]skipped[/yellow] {spec['name']}: {reason}")
-                continue
-            if row["status"] == "skipped":
-                requeue(conn, run_id)
-                row = get_run(conn, run_id)
-        if row["status"] == "skipped" and row["depends_on"] is not None and row["error"] and \
-                get_run(conn, row["depends_on"])["status"] in ("queued", "running", "finished"):
-            requeue(conn, run_id)  # its autoencoder run failed before and is queued again (or done) now
+    try:
+        for run_id, status in reclaim_dead_workers(conn):
+            console.print(f"run {run_id}: its worker process is gone; " + ("queued again" if status == "queued" else status))
+        for run, spec, run_id, _ in list(queue_runs(conn, runs, prepare, where=path)):
             row = get_run(conn, run_id)
-        if row["status"] in RESUMABLE:
-            if not resume:
-                console.print(f"[yellow]{spec['name']} is {row['status']}[/yellow]: pass --resume to continue it from its checkpoint")
+            name = escape(spec["name"])
+            if row["status"] in ("queued", "skipped"):
+                reason = data.missing(spec)
+                if reason:
+                    mark(conn, run_id, "skipped", reason)
+                    skipped.append((spec["name"], reason))
+                    continue
+                if row["status"] == "skipped" and (row["depends_on"] is None or
+                                                   get_run(conn, row["depends_on"])["status"] in ("queued", "running", "finished")):
+                    requeue(conn, run_id)  # its data is here now, or its autoencoder run is queued again (or done)
+                row = get_run(conn, run_id)
+            if row["status"] in RESUMABLE:
+                if not resume:
+                    console.print(f"[yellow]{name} is {row['status']}[/yellow]: pass --resume to continue it from its checkpoint")
+                    continue
+                requeue(conn, run_id)
+            elif row["status"] == "finished":
+                console.print(f"{name} already finished (run {run_id})")
                 continue
-            requeue(conn, run_id)
-        if row["status"] == "finished":
-            console.print(f"{spec['name']} already finished (run {run_id})")
-            continue
-        ids.append(run_id)
-    conn.close()
-    return ids
+            elif row["status"] == "running":
+                console.print(escape(_held_elsewhere(row)))
+                continue
+            elif row["status"] == "skipped":
+                console.print(f"[yellow]{name} is skipped[/yellow]: {escape(row['error'] or '')}")
+                continue
+            ids.append(run_id)
+    finally:
+        conn.close()
+    return ids, skipped
 
 
-def _progress_rows(conn, ids: list[int]) -> list[Any]:
-    marks = ",".join("?" * len(ids))
-    return conn.execute(
-        f"SELECT r.*, (SELECT value FROM metrics m WHERE m.run_id = r.id AND m.name LIKE 'train_loss%' "
-        f"ORDER BY m.recorded DESC, m.step DESC LIMIT 1) AS loss FROM runs r WHERE r.id IN ({marks}) ORDER BY r.id", ids
-    ).fetchall()
+class Watcher:
+    """Follows the runs of this invocation in the store: progress bars on a terminal, else one
+    plain line per epoch, evaluation and ending of each run."""
+
+    def __init__(self, home: Home, ids: list[int], console: Console) -> None:
+        self.home, self.ids, self.console = home, ids, console
+        self.conn = home.connect(readonly=True)
+        self.seen_epoch: dict[int, int] = {}
+        self.seen_status: dict[int, str] = {}
+        self.last_event = 0
+
+    def plain(self) -> None:
+        """Lines for what happened since the last call (no bars: stderr is a file or a pipe)."""
+        stamp = time.strftime("%H:%M:%S")
+        for r in progress_rows(self.conn, self.ids):
+            label = f"run {r['id']} {r['name']}"
+            if r["status"] == "running" and self.seen_status.get(r["id"]) != "running":
+                self.console.print(escape(f"{stamp} {label}: running on {r['device']} (attempt {r['attempts']})"), highlight=False)
+            if r["finished_epoch"] is not None and r["finished_epoch"] > self.seen_epoch.get(r["id"], 0):
+                self.seen_epoch[r["id"]] = r["finished_epoch"]
+                losses = ", ".join(f"{k} {format_number(r[k])}" for k in ("train_loss", "val_loss") if r[k] is not None)
+                self.console.print(escape(f"{stamp} {label}: epoch {r['finished_epoch']}/{r['epochs']} {losses}"), highlight=False)
+            if r["status"] not in ("queued", "running") and self.seen_status.get(r["id"]) != r["status"]:
+                took = format_duration(r["run_seconds"]) if r["run_seconds"] else ""
+                self.console.print(escape(f"{stamp} {label}: {r['status']}" + (f" in {took}" if took else "")
+                                          + (f": {r['error']}" if r["error"] and r["status"] != "finished" else "")), highlight=False)
+            self.seen_status[r["id"]] = r["status"]
+        for e in run_events(self.conn, self.ids, self.last_event):
+            self.last_event = e["id"]
+            shown = ", ".join(f"{k} {format_number(v) if v is not None else 'unavailable'}" for k, v in e["values"].items())
+            self.console.print(escape(f"{stamp} run {e['run_id']} {e['name']}: evaluation at epoch {e['epoch']}: {shown}"),
+                               highlight=False)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def watch(home: Path, ids: list[int], procs: list[Any], console: Console) -> None:
-    """Draw one bar per active run plus the queue until every worker has exited."""
-    conn = connect(home / "coldlab.db", readonly=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        queue_task = progress.add_task("queue", total=len(ids), info="")
-        tasks: dict[int, int] = {}
-        while True:
-            rows = _progress_rows(conn, ids)
-            done = sum(r["status"] not in ("queued", "running") for r in rows)
-            progress.update(queue_task, completed=done, info=f"{done}/{len(ids)} done")
-            for r in rows:
-                if r["status"] == "running" or r["id"] in tasks:
-                    shown = min(r["epoch"] + 1, r["epochs"]) if r["status"] == "running" else r["epoch"]
-                    info = f"epoch {shown}/{r['epochs']} step {r['step']}" + (f" loss {r['loss']:.4f}" if r["loss"] is not None else "")
-                    if r["status"] not in ("queued", "running"):
-                        info += f" [{r['status']}]"
-                    total = max(r["total_steps"], 1)
-                    if r["id"] not in tasks:
-                        tasks[r["id"]] = progress.add_task(f"{r['name']} ({r['device']})", total=total, info=info)
-                    completed = total if r["status"] == "finished" else r["step"]
-                    progress.update(tasks[r["id"]], total=total, completed=completed, info=info)
-            if all(p.poll() is not None for p in procs):
-                break
-            time.sleep(0.5)
-    conn.close()
+class Workers:
+    """The worker processes of this invocation; a dead one is reported, its run charged with the
+    death, and it is replaced while runs of this invocation can still be claimed."""
+
+    def __init__(self, starter: Any, home: Home, devices: list[str], ids: list[int], console: Console) -> None:
+        self.starter, self.home, self.ids, self.console = starter, home, ids, console
+        self.handles = list(starter.start(home.root, devices, home.logs))
+        self.reported: set[int] = set()
+        self.exits: list[str] = []
+
+    def alive(self) -> bool:
+        return any(h.poll() is None for h in self.handles)
+
+    def check(self) -> None:
+        for i, handle in enumerate(list(self.handles)):
+            code = handle.poll()
+            if code is None or id(handle) in self.reported:
+                continue
+            self.reported.add(id(handle))
+            if code == 0:
+                continue
+            device = getattr(handle, "device", "?")
+            pid = getattr(handle, "pid", None)
+            why = describe_exit(code)
+            charged: list[tuple[int, str]] = []
+            conn = self.home.connect()
+            try:
+                if pid is not None:
+                    charged = worker_died(conn, worker_id("", pid), why, prefix=True)  # "HOST:PID:"
+                more = claimable(conn, self.ids) > 0
+            finally:
+                conn.close()
+            runs = ", ".join(f"run {run_id} {'queued again' if status == 'queued' else status}" for run_id, status in charged)
+            self.exits.append(f"worker on {device} {why}")
+            self.console.print(f"[red]worker on {escape(str(device))} {why}[/red]" + (f" ({runs})" if runs else "")
+                               + f"; its log is in {escape(str(self.home.logs))}")
+            if charged and more:  # it died holding a run: another worker takes over the queue
+                self.handles += list(self.starter.start(self.home.root, [device], self.home.logs))
+
+    def interrupt(self) -> None:
+        for h in self.handles:
+            if h.poll() is None:
+                h.interrupt()
+        for h in self.handles:
+            h.wait()
 
 
-def run_file(path: str, *, home: Path, only: list[str] | None = None, smoke_run: bool = False, epochs: int | None = None,
-             workers: int | None = None, device: str | None = None, resume: bool = False,
+def watch(home: Home, ids: list[int], workers: Workers, console: Console) -> None:
+    """Draw one bar per active run plus the queue (or plain lines) until every worker has exited."""
+    watcher = Watcher(home, ids, console)
+    try:
+        if not console.is_terminal:
+            while True:
+                workers.check()
+                watcher.plain()
+                if not workers.alive():
+                    workers.check()
+                    if not workers.alive():
+                        watcher.plain()
+                        return
+                time.sleep(POLL_S)
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=False) as progress:
+            queue_task = progress.add_task("queue", total=len(ids), info="")
+            tasks: dict[int, Any] = {}
+            while True:
+                workers.check()
+                rows = progress_rows(watcher.conn, ids)
+                done = sum(r["status"] not in ("queued", "running") for r in rows)
+                progress.update(queue_task, completed=done, info=f"{done}/{len(ids)} done")
+                for r in rows:
+                    if r["status"] == "running" or r["id"] in tasks:
+                        shown = min(r["epoch"] + 1, r["epochs"]) if r["status"] == "running" else r["epoch"]
+                        info = f"epoch {shown}/{r['epochs']} step {r['step']}" + (f" loss {r['loss']:.4f}" if r["loss"] is not None else "")
+                        if r["status"] not in ("queued", "running"):
+                            info += f" \\[{r['status']}]"
+                        total = max(r["total_steps"], 1)
+                        if r["id"] not in tasks:
+                            tasks[r["id"]] = progress.add_task(escape(f"{r['name']} ({r['device']})"), total=total, info=info)
+                        completed = total if r["status"] == "finished" else r["step"]
+                        progress.update(tasks[r["id"]], total=total, completed=completed, info=info)
+                if not workers.alive():
+                    workers.check()
+                    if not workers.alive():
+                        return
+                time.sleep(POLL_S)
+    finally:
+        watcher.close()
+
+
+def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: str, console: Console) -> int:
+    """The closing lines of ``coldlab run`` and its exit code."""
+    conn = home.connect(readonly=True)
+    try:
+        rows = [get_run(conn, i) for i in ids]
+    finally:
+        conn.close()
+    bad = [r for r in rows if r["status"] != "finished"]
+    for r in bad:
+        console.print(f"[red]{escape(r['name'])}[/red] {r['status']}" + (f": {escape(r['error'])}" if r["error"] else ""))
+    if skipped:
+        reasons: dict[str, list[str]] = {}
+        for name, reason in skipped:
+            reasons.setdefault(reason, []).append(name)
+        for reason, names in reasons.items():
+            console.print(f"[yellow]skipped {len(names)} run(s)[/yellow] ({escape(', '.join(names))}): {escape(reason)}")
+    if any(r["status"] == "interrupted" for r in bad):
+        console.print(escape(f"continue with: coldlab run {path} --resume" + (f" --home {home.root}" if home != Home.default() else "")))
+    finished = len(rows) - len(bad)
+    console.print(escape(f"{finished}/{len(rows)} runs finished" + (f", {len(skipped)} skipped (data missing)" if skipped else "")
+                         + f"; store: {home.db}; worker logs: {home.logs}"))
+    if bad:
+        return 1
+    if finished == 0:
+        conn = home.connect(readonly=True)
+        try:
+            done_before = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone()[0]
+        finally:
+            conn.close()
+        if not done_before or skipped:
+            console.print("[red]nothing ran[/red]" + (": every run was skipped" if skipped else ""))
+            return 1
+    return 0
+
+
+def run_file(path: str, *, home: Home | str | os.PathLike[str], only: list[str] | None = None, smoke_run: bool = False,
+             epochs: int | None = None, workers: int | None = None, device: str | None = None, resume: bool = False,
              executor: str | dict[str, Any] = "local") -> int:
-    """The ``coldlab run`` command; returns the exit code (0 all finished, 1 otherwise).
+    """The ``coldlab run`` command; returns the exit code (see the module's docstring).
 
     ``executor`` (a name or table) is the executor plugin that starts the workers (default ``local``).
     """
+    home = home if isinstance(home, Home) else Home(home)
     console = Console(stderr=True)
     try:
         starter = get_registry().build("executor", executor)
     except ColdlabError as err:
         raise err.at("--executor") from None
-    ids = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console)
+    ids, skipped = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console)
     if not ids:
+        if skipped:
+            return summarise(home, [], skipped, path, console)
         console.print("nothing to run")
         return 0
-    devices = default_devices(device, workers)
-    logs = home / "logs"
-    procs = starter.start(home, devices, logs)
+    started = Workers(starter, home, default_devices(device, workers), ids, console)
     try:
-        watch(home, ids, procs, console)
+        watch(home, ids, started, console)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: checkpointing the running runs...[/yellow]")
-        for p in procs:
-            if p.poll() is None:
-                p.interrupt()
-        for p in procs:
-            p.wait()
-    conn = connect(home / "coldlab.db", readonly=True)
-    rows = [get_run(conn, i) for i in ids]
-    bad = [r for r in rows if r["status"] != "finished"]
-    for r in bad:
-        console.print(f"[red]{r['name']}[/red] {r['status']}" + (f": {r['error']}" if r["error"] else ""))
-    if any(r["status"] == "interrupted" for r in bad):
-        console.print(f"continue with: coldlab run {path} --resume" + (f" --home {home}" if str(home) != str(default_home()) else ""))
-    console.print(f"{len(rows) - len(bad)}/{len(rows)} runs finished; store: {home / 'coldlab.db'}; worker logs: {logs}")
-    return 0 if not bad else 1
+        started.interrupt()
+    return summarise(home, ids, skipped, path, console)
+
+
+__all__ = ["default_devices", "default_home", "enqueue_file", "local_pid", "process_alive", "queue_runs", "run_file"]

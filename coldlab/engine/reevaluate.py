@@ -10,6 +10,7 @@ run configured that metric, else the metric's defaults.
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import time
 from pathlib import Path
@@ -20,10 +21,11 @@ import torch
 from coldlab.engine.checkpoint import checkpoints
 from coldlab.engine.evaluation import MetricResult, build_metrics, evaluate, save_samples
 from coldlab.engine.trainer import Reporter, Trainer, eval_settings
-from coldlab.engine.worker import run_dir
 from coldlab.errors import ColdlabError
+from coldlab.files import load_tensors
 from coldlab.plugins import Registry, get_registry
-from coldlab.store import connect, get_run, record_artifact, record_evaluation
+from coldlab.home import Home, as_home
+from coldlab.store import get_run, record_artifact, record_evaluation
 
 _WEIGHTS = re.compile(r"weights-(\d+)\.pt$")
 
@@ -36,8 +38,8 @@ def available_weights(folder: Path) -> dict[int, Path]:
         epoch = int(path.stem.split("-")[1])
         if epoch not in found:
             try:
-                state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-            except Exception:  # a torn file is not a usable checkpoint
+                state = load_tensors(path, mmap=True)
+            except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):  # a torn file is not a usable checkpoint
                 continue
             if state.get("partial") is None:
                 found[epoch] = path
@@ -46,7 +48,7 @@ def available_weights(folder: Path) -> dict[int, Path]:
 
 def load_weights(trainer: Trainer, path: Path) -> tuple[int, int, str]:
     """Load sampling weights into the trainer's sampling network; returns (epoch, step, which)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_tensors(path)
     if "optimizer" in state:  # a full training checkpoint
         use_ema = trainer.ema is not None and state.get("ema") is not None
         trainer.sampling_net.load_state_dict(state["ema"] if use_ema else state["model"])
@@ -82,20 +84,20 @@ def metric_specs(registry: Registry, configured: list[dict[str, Any]], names: li
     return out
 
 
-def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: list[str] | None = None,
+def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, metrics: list[str] | None = None,
                  sampler: str | None = None, steps: int | None = None, samples: int | None = None,
                  device: str = "cpu", registry: Registry | None = None, guidance: float | None = None,
                  sample_class: int | str | None = None) -> dict[str, Any]:
     """Evaluate run ``run_id`` at ``epoch`` (default: the newest weights) and store the evaluation."""
     registry = registry or get_registry()
-    home = Path(home)
-    conn = connect(home / "coldlab.db")
+    home = as_home(home)
+    conn = home.connect()
     row = get_run(conn, run_id)
     spec = json.loads(row["config"])
     if spec.get("kind") == "autoencoder":
         raise ColdlabError(f"run {run_id} is an autoencoder run: it records its reconstruction error itself",
                            hint="coldlab eval evaluates diffusion runs (a latent one names this run in latent = { run = ... })")
-    folder = run_dir(home, run_id)
+    folder = home.run_dir(run_id)
     weights = available_weights(folder)
     if not weights:
         raise ColdlabError(f"run {run_id} has no saved weights in {folder}", hint="train it first (coldlab run), or check --home")
@@ -104,7 +106,7 @@ def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: 
     elif epoch not in weights:
         raise ColdlabError(f"run {run_id} has no weights for epoch {epoch}",
                            hint="epochs with weights: " + ", ".join(map(str, weights)), where=("--checkpoint",))
-    trainer = Trainer(spec, folder, registry=registry, reporter=Reporter(), device=device, cache_dir=home / "cache", home=home)
+    trainer = Trainer(spec, folder, registry=registry, reporter=Reporter(), device=device, cache_dir=home.cache, home=home.root)
     loaded_epoch, step, which = load_weights(trainer, weights[epoch])
     s_spec = sampler_spec(registry, spec["sampler"], sampler, steps)
     if spec.get("latent") and sampler is not None and sampler != spec["sampler"]["name"]:
@@ -138,7 +140,7 @@ def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: 
                                    seconds=seconds)
     if ctx.has_samples:
         path = save_samples(ctx.samples(), ctx, folder / f"evaluation-{eval_id:05d}-samples.pt")
-        record_artifact(conn, run_id, "samples", str(path), epoch=loaded_epoch, step=step)
+        record_artifact(conn, run_id, "samples", home.relative(path), epoch=loaded_epoch, step=step)
     conn.close()
     return {"evaluation": eval_id, "run": run_id, "epoch": loaded_epoch, "sampler": s_spec, "seconds": seconds,
             "results": results, "guidance_scale": ctx.guidance_scale,
@@ -146,7 +148,7 @@ def evaluate_run(home: Path, run_id: int, *, epoch: int | None = None, metrics: 
 
 
 def format_value(result: MetricResult) -> str:
-    from coldlab.runs_view import describe_value
+    from coldlab.formatting import describe_value
 
     return describe_value(result.value, result.row_detail())
 

@@ -26,7 +26,7 @@ from coldlab.engine.checkpoint import load_latest, save_checkpoint
 from coldlab.engine.data import load_run_data
 from coldlab.engine.evaluation import EvalContext, MetricResult, build_metrics, evaluate, save_samples
 from coldlab.errors import ColdlabError
-from coldlab.files import save_atomic
+from coldlab.files import remove_torn, save_atomic
 from coldlab.plugins import Registry
 
 
@@ -42,6 +42,9 @@ class Reporter:
     def progress(self, epoch: int, step: int, total_steps: int) -> str | None:
         """Record progress; return a status (``"cancelled"``, ``"interrupted"``) if the run must stop."""
         return None
+
+    def log(self, line: str) -> None:
+        """One line for the run's log (``runs/NNNNN/run.log`` in a worker)."""
 
     def has_evaluation(self, key: str) -> bool:
         """Whether the evaluation ``key`` (``training:EPOCH``) is already recorded."""
@@ -99,7 +102,7 @@ class Trainer:
         queued take their defaults)."""
         self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
         self.cache_dir = Path(cache_dir) if cache_dir else self.run_dir / "cache"
-        self.home = Path(home) if home else self.run_dir.parent.parent  # runs live in HOME/runs/NNNNN
+        self.home = Path(home) if home else None  # the HOME of the store (latent runs find their autoencoder run there)
         self.device = torch.device(device)
         self.train_cfg = {**dataclasses.asdict(train_defaults), **spec["train"]}
         self.eval_cfg = {**dataclasses.asdict(eval_defaults), **spec["eval"]}
@@ -132,7 +135,9 @@ class Trainer:
         }
 
     def restore(self) -> bool:
-        state = load_latest(self.run_dir)
+        for torn in remove_torn(self.run_dir):
+            self.reporter.log(f"removed {torn.name}, a file left half-written by a crash")
+        state = load_latest(self.run_dir, log=self.reporter.log)
         if state is None:
             return False
         self.net.load_state_dict(state["model"])
@@ -176,7 +181,6 @@ class Trainer:
         else:
             perm, start, loss_sum, count = torch.randperm(self.data.train.shape[0], generator=self.cpu_gen), 0, 0.0, 0
         self.net.train()
-        log_rows = []
         for b in range(start, self.steps_per_epoch):
             idx = perm[b * bs : (b + 1) * bs].to(self.device)
             x = self.data.train[idx]
@@ -197,15 +201,10 @@ class Trainer:
                         p_ema.lerp_(p, 1 - self.train_cfg["ema"])
             self.step += 1
             loss_sum, count = loss_sum + value * x.shape[0], count + x.shape[0]
-            if self.step % self.train_cfg["log_every"] == 0:
-                log_rows.append(("train_loss_step", self.step, epoch, value, None))
+            if self.step % self.train_cfg["log_every"] == 0:  # written as logged: the dashboard shows it live
+                self.reporter.metrics([("train_loss_step", self.step, epoch, value, None)])
             self.partial = {"epoch": epoch, "batch": b + 1, "perm": perm, "loss_sum": loss_sum, "count": count}
-            try:
-                self.beat()
-            except StopRequested:
-                self.reporter.metrics(log_rows)
-                raise
-        self.reporter.metrics(log_rows)
+            self.beat()
         return loss_sum / max(count, 1)
 
     @torch.no_grad()
@@ -321,7 +320,9 @@ class Trainer:
 
         After every epoch: losses, then a checkpoint, then (at evaluation epochs) weights, grid and
         metrics. Raises :class:`StopRequested` (after checkpointing) when the reporter asks it to
-        stop (cancel, Ctrl-C), and checkpoints before letting a ``KeyboardInterrupt`` through.
+        stop (cancel, Ctrl-C), and checkpoints before letting a ``KeyboardInterrupt`` through. A run
+        whose worker lost its lease (``lost``) stops without a checkpoint: another worker may own the
+        folder by then.
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
@@ -343,8 +344,9 @@ class Trainer:
                 if self.is_eval_epoch(epoch):
                     self.evaluate_epoch(epoch)
                 self.beat()
-        except (StopRequested, KeyboardInterrupt):
-            self.checkpoint()
+        except (StopRequested, KeyboardInterrupt) as stop:
+            if getattr(stop, "status", None) != "lost":
+                self.checkpoint()
             raise
         return "finished"
 

@@ -1,70 +1,174 @@
 """The worker loop: claim a queued run, train it, record how it ended; repeat until the queue is empty.
 
 A background thread renews the run's lease every few seconds (so long evaluations never look
-like a dead worker) and picks up cancel requests. SIGINT/SIGTERM make the current run checkpoint
-and end as ``interrupted``; ``coldlab run FILE --resume`` queues it again.
+like a dead worker) and picks up cancel requests. It survives store errors (it retries with a
+growing pause); if the lease cannot be renewed before it runs out, the run stops at its next step
+*without* writing a checkpoint (another worker may own the run folder by then) and goes back to
+the queue, to resume from its last checkpoint. SIGINT/SIGTERM make the current run checkpoint and
+end as ``interrupted``; ``coldlab run FILE --resume`` queues it again.
+
+A worker is named ``HOST:PID:DEVICE``. A run whose worker process died (a segfault, ``kill -9``)
+is queued again at once when the death is seen (``coldlab run`` sees its workers exit; any worker
+or ``coldlab run`` on the same host sees the process is gone), else when its lease runs out; after
+``max_attempts`` deaths (default 3) it fails with "worker died N times (...)".
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from coldlab.engine.autoencoder_run import trainer_for
 from coldlab.engine.trainer import Reporter, StopRequested
 from coldlab.errors import ColdlabError
+from coldlab.home import Home, as_home
 from coldlab.plugins import get_registry
-from coldlab.store import (claim, connect, finish, has_evaluation, heartbeat, record_artifact, record_evaluation, record_metrics,
-                           waiting)
+from coldlab.store import (claim, finish, has_evaluation, heartbeat, lease_seconds, record_artifact, record_evaluation, record_metrics,
+                           release, waiting, worker_died)
 
-LEASE_S = float(os.environ.get("COLDLAB_LEASE_S", "30"))  # a run whose worker is silent this long is requeued
-BEAT_S = min(3.0, LEASE_S / 3)
 WAIT_S = 2.0  # how often an idle worker looks again when queued runs wait for a running one
+MAX_BACKOFF_S = 5.0  # the longest pause between heartbeat retries after store errors
 
 
-def run_dir(home: Path, run_id: int) -> Path:
-    return Path(home) / "runs" / f"{run_id:05d}"
+def run_dir(home: Path | Home, run_id: int) -> Path:
+    return as_home(home).run_dir(run_id)
+
+
+def worker_id(device: str, pid: int | None = None) -> str:
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}:{device}"
+
+
+def local_pid(worker: str) -> int | None:
+    """The process id of a worker of this host, or None (another host, or not a worker id)."""
+    host, _, rest = worker.partition(":")
+    pid = rest.split(":", 1)[0]
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reclaim_dead_workers(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """Count a death for every running run held by a worker process of this host that no longer
+    exists (queue it again at once, or fail it after ``max_attempts``); returns (run id, new status)."""
+    out = []
+    for row in conn.execute("SELECT DISTINCT worker FROM runs WHERE status = 'running' AND worker IS NOT NULL").fetchall():
+        pid = local_pid(row[0])
+        if pid is not None and pid != os.getpid() and not process_alive(pid):
+            out += worker_died(conn, row[0], f"worker process {pid} is gone")
+    return out
+
+
+def describe_exit(code: int) -> str:
+    """A worker's exit code as people read it: ``killed by SIGSEGV`` or ``exit code 3``."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def describe_os_error(err: OSError) -> str:
+    """A failed write as one line: what, where, and what to do."""
+    what = err.strerror or str(err)
+    where = f" {err.filename}" if err.filename else ""
+    hint = "free some disk space, then coldlab run FILE --resume" if err.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "check the folder's permissions and free space, then coldlab run FILE --resume"
+    return f"could not write{where}: {what} (hint: {hint})"
 
 
 class StoreReporter(Reporter):
-    """Sends a run's metrics and artifacts to the store; a heartbeat thread keeps its lease."""
+    """Sends a run's metrics and artifacts to the store; a heartbeat thread keeps its lease.
 
-    def __init__(self, db: Path, run_id: int, worker: str, stop_flag: threading.Event) -> None:
-        self.home = Path(db).parent
-        self.conn = connect(db)
+    ``clock`` is the time the lease is judged by (tests move it on)."""
+
+    def __init__(self, home: Path | Home, run_id: int, worker: str, stop_flag: threading.Event, *,
+                 lease_s: float | None = None, clock: Callable[[], float] = time.time, beat: Callable[..., Any] = heartbeat) -> None:
+        self.home = as_home(home)
+        self.conn = self.home.connect()
         self.run_id, self.worker, self.stop_flag = run_id, worker, stop_flag
+        self.lease_s = lease_seconds() if lease_s is None else lease_s
+        self.beat_s = min(3.0, self.lease_s / 3)
+        self.clock, self._beat = clock, beat
+        self.lease_until = clock() + self.lease_s  # claim() just took the lease
         self.epoch = self.step = self.total = 0
         self.cancelled = self.lost = False
+        self.beat_errors = 0
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat_loop, args=(db,), daemon=True)
+        self._thread = threading.Thread(target=self._beat_loop, daemon=True)
         self._thread.start()
 
-    def _beat_loop(self, db: Path) -> None:
-        conn = connect(db)
-        while not self._done.wait(BEAT_S):
-            owned, cancel = heartbeat(conn, self.run_id, self.worker, epoch=self.epoch, step=self.step,
-                                      total_steps=self.total, lease_s=LEASE_S)
-            self.lost, self.cancelled = not owned, cancel
-        conn.close()
+    def renew(self, conn: sqlite3.Connection) -> None:
+        """One heartbeat: extend the lease (from the time asked) and record progress."""
+        asked = self.clock()
+        owned, cancel = self._beat(conn, self.run_id, self.worker, epoch=self.epoch, step=self.step,
+                                   total_steps=self.total, lease_s=self.lease_s)
+        if owned:
+            self.lease_until = asked + self.lease_s
+        self.lost = self.lost or not owned
+        self.cancelled = cancel
+
+    def _beat_loop(self) -> None:
+        conn, pause = None, self.beat_s
+        while not self._done.wait(pause):
+            try:
+                conn = conn or self.home.connect()
+                self.renew(conn)
+                pause = self.beat_s
+            except Exception as err:  # the store is busy, locked or gone for a moment: retry, more slowly
+                self.beat_errors += 1
+                pause = min(MAX_BACKOFF_S, pause * 2)
+                self.log(f"heartbeat failed ({type(err).__name__}: {err}); retrying in {pause:.1f} s", quiet=True)
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                    conn = None
+        if conn is not None:
+            conn.close()
+
+    @property
+    def lease_lapsing(self) -> bool:
+        """True once the lease may lapse before the next heartbeat: the run must stop now."""
+        return self.clock() >= self.lease_until - self.beat_s
 
     def close(self) -> None:
         self._done.set()
-        self._thread.join(timeout=10)
-        heartbeat(self.conn, self.run_id, self.worker, epoch=self.epoch, step=self.step, total_steps=self.total, lease_s=LEASE_S)
+        self._thread.join(timeout=30)
+        if not self.lost:
+            try:
+                self.renew(self.conn)
+            except Exception:
+                pass
 
-    def log(self, line: str) -> None:
+    def log(self, line: str, *, quiet: bool = False) -> None:
         """One line in the run's own log (``runs/NNNNN/run.log``), which the dashboard tails."""
-        with open(run_dir(self.home, self.run_id) / "run.log", "a") as fh:
-            fh.write(time.strftime("%H:%M:%S ") + line + "\n")
+        try:
+            with open(self.home.run_log(self.run_id), "a") as fh:
+                fh.write(time.strftime("%H:%M:%S ") + line + "\n")
+        except OSError:
+            if not quiet:
+                raise
 
     def metrics(self, rows):
         if rows:
@@ -74,7 +178,7 @@ class StoreReporter(Reporter):
                     self.log(f"epoch {epoch} step {step}: {name} {value:.5g}")
 
     def artifact(self, kind, path, epoch, step):
-        record_artifact(self.conn, self.run_id, kind, path, epoch=epoch, step=step)
+        record_artifact(self.conn, self.run_id, kind, self.home.relative(path), epoch=epoch, step=step)
 
     def has_evaluation(self, key):
         return has_evaluation(self.conn, f"run{self.run_id}:{key}")
@@ -95,24 +199,28 @@ class StoreReporter(Reporter):
             return "interrupted"
         if self.cancelled:
             return "cancelled"
-        if self.lost:
+        if self.lost or self.lease_lapsing:
+            self.lost = True
             return "lost"
         return None
 
 
-def run_one(home: Path, row: Any, worker: str, device: str, stop_flag: threading.Event) -> str:
-    """Train one claimed run and record how it ended; returns the final status."""
-    db = Path(home) / "coldlab.db"
-    conn = connect(db)
-    folder = run_dir(home, row["id"])
-    folder.mkdir(parents=True, exist_ok=True)
-    reporter = StoreReporter(db, row["id"], worker, stop_flag)
-    reporter.log(f"claimed by {worker} on {device} (attempt {row['attempts']})")
+def run_one(home: Path | Home, row: Any, worker: str, device: str, stop_flag: threading.Event,
+            reporter_factory: Callable[..., StoreReporter] = StoreReporter) -> str:
+    """Train one claimed run and record how it ended; returns the final status (``lost``: the lease
+    could not be kept; the run went back to the queue without a checkpoint of this attempt's end)."""
+    home = as_home(home)
+    conn = home.connect()
+    folder = home.run_dir(row["id"])
     status, error = "failed", None
+    reporter = None
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        reporter = reporter_factory(home, row["id"], worker, stop_flag)
+        reporter.log(f"claimed by {worker} on {device} (attempt {row['attempts']})")
         spec = json.loads(row["config"])
         trainer = trainer_for(spec)(spec, folder, registry=get_registry(), reporter=reporter, device=device,
-                                    cache_dir=Path(home) / "cache", home=Path(home))
+                                    cache_dir=home.cache, home=home.root)
         status = trainer.run(resume=True)
     except StopRequested as stop:
         status = stop.status
@@ -122,26 +230,40 @@ def run_one(home: Path, row: Any, worker: str, device: str, stop_flag: threading
         error = str(err)
     except torch.cuda.OutOfMemoryError:
         error = f"CUDA out of memory on {device} (hint: lower train.batch_size or use a smaller network)"
+    except OSError as err:  # disk full, permissions: one line, the run ends as failed
+        error = describe_os_error(err)
+    except sqlite3.OperationalError as err:  # the store itself could not be written (e.g. its disk is full)
+        error = f"could not write the store {home.db}: {err} (hint: free some disk space, then coldlab run FILE --resume)"
     except Exception as err:  # any other failure ends this run only; the worker moves on
-        (folder / "error.log").write_text(traceback.format_exc())
         culprit = get_registry().blame(err)
         where = f" in plugin package {culprit.package} {culprit.version}" if culprit else ""
-        error = f"{type(err).__name__}{where}: {err} (traceback in {folder / 'error.log'})"
+        error = f"{type(err).__name__}{where}: {err}"
+        try:
+            home.error_log(row["id"]).write_text(traceback.format_exc())
+            error += f" (traceback in {home.error_log(row['id'])})"
+        except OSError:
+            pass
     finally:
-        reporter.close()
+        if reporter is not None:
+            reporter.close()
     final = status if status in ("finished", "cancelled", "interrupted") else "failed"
-    if status != "lost":
+    if status == "lost":
+        release(conn, row["id"], worker)  # if it is still ours; another worker resumes it from its checkpoint
+        ended = "lost its lease: stopped without a checkpoint; the run resumes from its last one"
+    else:
         finish(conn, row["id"], worker, final, error)
-    reporter.log(f"{final if status != 'lost' else 'lost its lease'}" + (f": {error}" if error else ""))
+        ended = final + (f": {error}" if error else "")
+    if reporter is not None:
+        reporter.log(ended, quiet=True)
     conn.close()
     return status
 
 
-def run_worker(home: str | Path, device: str = "cpu", *, worker: str | None = None) -> dict[str, int]:
+def run_worker(home: str | Path | Home, device: str = "cpu", *, worker: str | None = None) -> dict[str, int]:
     """Claim and run queued runs until the queue is empty (or until interrupted)."""
-    home = Path(home)
-    worker = worker or f"{socket.gethostname()}:{os.getpid()}:{device}"
-    conn = connect(home / "coldlab.db")
+    home = as_home(home)
+    worker = worker or worker_id(device)
+    conn = home.connect()
     stop_flag = threading.Event()
 
     def on_signal(signum, frame):
@@ -151,7 +273,8 @@ def run_worker(home: str | Path, device: str = "cpu", *, worker: str | None = No
     counts: dict[str, int] = {}
     try:
         while not stop_flag.is_set():
-            row = claim(conn, worker, device, lease_s=LEASE_S)
+            reclaim_dead_workers(conn)
+            row = claim(conn, worker, device)
             if row is None:
                 if waiting(conn):  # runs wait for one another worker is running (a latent run's autoencoder)
                     stop_flag.wait(WAIT_S)

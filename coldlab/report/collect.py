@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from coldlab.errors import ColdlabError
-from coldlab.store import artifacts, connect, evaluations, metric_series
+from coldlab.home import Home, as_home
+from coldlab.store.queries import artifacts, evaluations, list_runs, metric_series, running_seconds
 
 _SEED = re.compile(r"-seed\d+(?=(-smoke)?$)")
 
@@ -26,10 +27,10 @@ class RunRecord:
     config: dict[str, Any]
     epoch: int
     epochs: int
-    seconds: float | None  # wall time from start to finish (training and evaluation)
+    seconds: float | None  # time spent running (training and evaluation), summed over attempts
     series: dict[str, list[dict[str, Any]]]
     evaluations: list[dict[str, Any]]
-    artifacts: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]]  # "path": the file (resolved against HOME)
 
     @property
     def experiment(self) -> str:
@@ -74,13 +75,14 @@ class ExportData:
         return out
 
 
-def collect(home: Path, *, studies: list[str] | None = None, run_ids: list[int] | None = None) -> ExportData:
+def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: list[int] | None = None) -> ExportData:
     """Read the selected runs (all, or those of ``studies`` and/or ``run_ids``) with everything recorded."""
-    db = Path(home) / "coldlab.db"
+    home = as_home(home)
+    db = home.db
     if not db.exists():
         raise ColdlabError(f"no store at {db}", hint="run a study first (coldlab run FILE), or pass --home", where=("--home",))
-    conn = connect(db, readonly=True)
-    rows = conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
+    conn = home.connect(readonly=True)
+    rows = list_runs(conn)
     known_ids = {r["id"] for r in rows}
     known_studies = sorted({r["study"] for r in rows})
     for run_id in run_ids or []:
@@ -96,11 +98,11 @@ def collect(home: Path, *, studies: list[str] | None = None, run_ids: list[int] 
         raise ColdlabError(f"nothing to export: the store {db} has no runs", hint="run a study first (coldlab run FILE)")
     runs = []
     for r in rows:
-        seconds = r["finished"] - r["started"] if r["finished"] and r["started"] else None
         runs.append(RunRecord(
             id=r["id"], study=r["study"], name=r["name"], status=r["status"], error=r["error"], config=json.loads(r["config"]),
-            epoch=r["epoch"], epochs=r["epochs"], seconds=seconds, series=metric_series(conn, r["id"]),
-            evaluations=evaluations(conn, r["id"]), artifacts=[dict(a) for a in artifacts(conn, r["id"])],
+            epoch=r["epoch"], epochs=r["epochs"], seconds=running_seconds(r), series=metric_series(conn, r["id"]),
+            evaluations=evaluations(conn, r["id"]),
+            artifacts=[{**dict(a), "stored": a["path"], "path": str(home.file(a["path"]))} for a in artifacts(conn, r["id"])],
         ))
     conn.close()
-    return ExportData(Path(home), runs)
+    return ExportData(home.root, runs)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from coldlab.errors import ColdlabError
+from coldlab.formatting import file_safe
 from coldlab.report import figures as fig
 from coldlab.report.collect import collect
 from coldlab.report.tables import build_table, dumps_json, metric_names, to_csv, to_latex, to_markdown
@@ -31,7 +32,8 @@ def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: 
     from coldlab.plugins import get_registry
 
     registry = registry or get_registry()
-    data = collect(Path(home), studies=studies, run_ids=run_ids)
+    data = collect(home, studies=studies, run_ids=run_ids)
+    home = data.home
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
@@ -56,12 +58,12 @@ def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: 
         for f in formats:
             if f in writers:
                 ext, render = writers[f]
-                path = out / f"table-{study}.{ext}"
+                path = out / f"table-{file_safe(study)}.{ext}"
                 path.write_text(render(table))
                 files[f] = path.name
         if "json" in formats:
-            (out / f"table-{study}.json").write_text(dumps_json([table]))
-            files["json"] = f"table-{study}.json"
+            (out / f"table-{file_safe(study)}.json").write_text(dumps_json([table]))
+            files["json"] = f"table-{file_safe(study)}.json"
         figdir = out / "figures"
         metrics = [m for m in metric_names(runs) if any(r.metric_history(m) for r in runs)]
         figures = (fig.schedules(study, runs, registry, figdir) + fig.losses(study, runs, figdir)

@@ -14,9 +14,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["text.parse_math"] = False  # titles and labels hold user strings: `$` is a dollar, never mathtext
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from coldlab.files import load_tensors  # noqa: E402
+from coldlab.formatting import file_safe  # noqa: E402
 from coldlab.report.collect import RunRecord  # noqa: E402
 
 
@@ -59,7 +62,7 @@ def schedules(study: str, runs: list[RunRecord], registry: Any, out: Path) -> li
     ax_b.set(title="beta_t", xlabel="t", yscale="log")
     ax_a.set(title="alpha_bar_t", xlabel="t")
     ax_a.legend(fontsize=7)
-    path = save(fig, out / f"schedules-{study}.png")
+    path = save(fig, out / f"schedules-{file_safe(study)}.png")
     return [Figure(path, f"Schedules of study {study}", "beta_t (log scale) and alpha_bar_t of each schedule.", list(seen))]
 
 
@@ -79,7 +82,7 @@ def losses(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
     if series:
         ax.set(title=f"Study {study}: loss per epoch", xlabel="epoch", ylabel="loss", yscale="log")
         ax.legend(fontsize=7)
-        figures.append(Figure(save(fig, out / f"loss-{study}.png"), f"Loss curves of study {study}",
+        figures.append(Figure(save(fig, out / f"loss-{file_safe(study)}.png"), f"Loss curves of study {study}",
                               "Train (solid) and validation (dashed) loss per epoch, one colour per run.", series))
     else:
         plt.close(fig)
@@ -126,8 +129,8 @@ def metric_histories(study: str, runs: list[RunRecord], metrics: list[str], out:
             continue
         ax.set(title=f"{name}, study {study}", xlabel="epoch", ylabel=name)
         ax.legend(fontsize=7)
-        safe = name.replace("/", "-")
-        figures.append(Figure(save(fig, out / f"metric-{safe}-{study}.png"), f"{name} per epoch, study {study}",
+        safe = file_safe(name)
+        figures.append(Figure(save(fig, out / f"metric-{safe}-{file_safe(study)}.png"), f"{name} per epoch, study {study}",
                               f"{name} at every training evaluation, one line per run.", series))
     return figures
 
@@ -146,7 +149,7 @@ def grids(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
     for ax, (run, path) in zip(axes.flat, found):
         ax.imshow(plt.imread(path), cmap="gray")
         ax.set_title(f"{run.name}\n#{run.id}, epoch {_epoch_of(path)}", fontsize=8)
-    path = save(fig, out / f"grids-{study}.png")
+    path = save(fig, out / f"grids-{file_safe(study)}.png")
     return [Figure(path, f"Final samples, study {study}", "The last sample grid of every run (same start points for every epoch).",
                    [str(run.id) for run, _ in found])]
 
@@ -165,7 +168,7 @@ def best_worst(runs: list[RunRecord], out: Path, n: int = 8) -> list[Figure]:
         samples_path = run.artifact("samples", latest["epoch"])
         if samples_path is None:
             continue
-        samples = torch.load(samples_path, map_location="cpu")
+        samples = load_tensors(samples_path)
         detail = latest["detail"]
         best, worst = detail["best"][:n], detail["worst"][:n]
         if max(best + worst, default=0) >= samples.shape[0]:
@@ -201,7 +204,7 @@ def ks_curves(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
     ax.axhline(alpha, color="k", ls=":", lw=1, label=f"alpha = {alpha}")
     ax.set(title=f"K-S normality of z_t, study {study}", xlabel="t", ylabel="p-value", yscale="log")
     ax.legend(fontsize=7)
-    return [Figure(save(fig, out / f"ks-{study}.png"), f"K-S p-values, study {study}",
+    return [Figure(save(fig, out / f"ks-{file_safe(study)}.png"), f"K-S p-values, study {study}",
                    "p-value of the flattened z_t against N(0, 1) at every evaluated step; above the dotted line z_t passes as Gaussian.",
                    series)]
 
@@ -221,7 +224,7 @@ def class_histograms(study: str, runs: list[RunRecord], out: Path) -> list[Figur
                label=f"{label(run)} H={h['value']:.2f} bits")
     ax.set(title=f"Predicted classes of the samples, study {study}", xlabel="class", ylabel="samples", xticks=list(range(k)))
     ax.legend(fontsize=7)
-    return [Figure(save(fig, out / f"classes-{study}.png"), f"Class histograms, study {study}",
+    return [Figure(save(fig, out / f"classes-{file_safe(study)}.png"), f"Class histograms, study {study}",
                    "How many samples the dataset's classifier assigns to each class (entropy in the legend; uniform is best).",
                    [str(run.id) for run, _ in found])]
 
@@ -246,8 +249,8 @@ def guidance_curves(study: str, runs: list[RunRecord], out: Path) -> list[Figure
             ax.plot([w for w, _ in points], [v for _, v in points], marker="o", label=label(names[run_id]))
         ax.set(title=f"{name} against the guidance scale, study {study}", xlabel="guidance scale w", ylabel=name)
         ax.legend(fontsize=7)
-        safe = name.replace("/", "-")
-        figures.append(Figure(save(fig, out / f"guidance-{safe}-{study}.png"), f"{name} against w, study {study}",
+        safe = file_safe(name)
+        figures.append(Figure(save(fig, out / f"guidance-{safe}-{file_safe(study)}.png"), f"{name} against w, study {study}",
                               f"{name} of samples drawn with classifier-free guidance w (0: unconditional, 1: conditional).",
                               [str(i) for i in lines]))
     return figures

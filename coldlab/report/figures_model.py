@@ -30,13 +30,13 @@ def load_trainer(run: RunRecord, home: Path, registry: Any) -> tuple[Any, int] |
     """A trainer with the run's newest sampling weights loaded, and that epoch; None without weights."""
     from coldlab.engine.reevaluate import available_weights, load_weights
     from coldlab.engine.trainer import Reporter, Trainer
-    from coldlab.engine.worker import run_dir
+    from coldlab.home import as_home
 
-    folder = run_dir(home, run.id)
+    folder = as_home(home).run_dir(run.id)
     weights = available_weights(folder) if folder.exists() else {}
     if not weights:
         return None
-    trainer = Trainer(run.config, folder, registry=registry, reporter=Reporter(), device="cpu", cache_dir=home / "cache", home=home)
+    trainer = Trainer(run.config, folder, registry=registry, reporter=Reporter(), device="cpu", cache_dir=as_home(home).cache, home=as_home(home).root)
     epoch, _, _ = load_weights(trainer, weights[max(weights)])
     return trainer, epoch
 

@@ -17,12 +17,13 @@ import dataclasses
 import html
 import io
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Any
 
 from coldlab.report.collect import RunRecord
-from coldlab.runs_view import format_number
+from coldlab.formatting import format_number
 
 
 @dataclasses.dataclass
@@ -257,10 +258,15 @@ def to_csv(table: Table) -> str:
     return out.getvalue()
 
 
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+          "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "±": r"$\pm$", "–": "--"}
+_LATEX_SPECIAL = re.compile("|".join(re.escape(c) for c in _LATEX))
+
+
 def _latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("±", r"$\pm$"), ("–", "--")):
-        text = text.replace(a, b)
-    return text
+    """Text for a LaTeX table cell: every special character escaped (in one pass, so an escape is
+    never escaped again)."""
+    return _LATEX_SPECIAL.sub(lambda m: _LATEX[m.group(0)], text)
 
 
 def to_latex(table: Table) -> str:

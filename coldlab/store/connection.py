@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Iterator
 
@@ -16,13 +17,15 @@ BUSY_TIMEOUT_MS = 30_000
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open (and, for writers, create and migrate) the store at ``path``.
 
-    Connections run in autocommit mode; group writes with :func:`transaction`.
+    Connections run in autocommit mode; group writes with :func:`transaction`. A read-only
+    connection opens the file through a ``file:`` URI with the path percent-encoded, so a HOME
+    whose path holds ``#``, ``?`` or ``%`` opens that file, not a stray one.
     """
     path = Path(path)
     if readonly:
         if not path.exists():
             raise ColdlabError(f"no store at {path}", hint="run `coldlab run FILE.toml` first, or pass --home")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)

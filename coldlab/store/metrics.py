@@ -1,4 +1,4 @@
-"""Metric rows (unique on run, name, step) and artifact paths."""
+"""Writing metric rows (unique on run, name, step), evaluations and artifact paths (reads: ``queries``)."""
 
 from __future__ import annotations
 
@@ -23,20 +23,6 @@ def record_metrics(conn: sqlite3.Connection, run_id: int, rows: Iterable[tuple[s
         return conn.total_changes - before
 
 
-def metric_series(conn: sqlite3.Connection, run_id: int, name: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Every metric of a run as name -> [{step, epoch, value, detail}] ordered by step."""
-    sql, args = "SELECT name, step, epoch, value, detail FROM metrics WHERE run_id = ?", [run_id]
-    if name:
-        sql += " AND name = ?"
-        args.append(name)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for r in conn.execute(sql + " ORDER BY name, step", args):
-        out.setdefault(r["name"], []).append(
-            {"step": r["step"], "epoch": r["epoch"], "value": r["value"], "detail": json.loads(r["detail"]) if r["detail"] else None}
-        )
-    return out
-
-
 def record_artifact(conn: sqlite3.Connection, run_id: int, kind: str, path: str, *, epoch: int | None = None,
                     step: int | None = None) -> None:
     with transaction(conn):
@@ -44,14 +30,6 @@ def record_artifact(conn: sqlite3.Connection, run_id: int, kind: str, path: str,
             "INSERT OR REPLACE INTO artifacts (run_id, kind, path, epoch, step, created) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, kind, path, epoch, step, time.time()),
         )
-
-
-def artifacts(conn: sqlite3.Connection, run_id: int, kind: str | None = None) -> list[sqlite3.Row]:
-    sql, args = "SELECT * FROM artifacts WHERE run_id = ?", [run_id]
-    if kind:
-        sql += " AND kind = ?"
-        args.append(kind)
-    return conn.execute(sql + " ORDER BY created, path", args).fetchall()
 
 
 def record_evaluation(conn: sqlite3.Connection, run_id: int, *, origin: str, epoch: int | None, step: int | None,
@@ -85,21 +63,3 @@ def record_evaluation(conn: sqlite3.Connection, run_id: int, *, origin: str, epo
                 [(run_id, n, step, epoch, v, json.dumps({**d, "evaluation": eval_id}), now) for n, v, d in results],
             )
         return eval_id, True
-
-
-def has_evaluation(conn: sqlite3.Connection, key: str) -> bool:
-    return conn.execute("SELECT 1 FROM evaluations WHERE key = ?", (key,)).fetchone() is not None
-
-
-def evaluations(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
-    """Every evaluation of a run, oldest first, each with its values as name -> {value, detail}."""
-    out = []
-    for e in conn.execute("SELECT * FROM evaluations WHERE run_id = ? ORDER BY id", (run_id,)).fetchall():
-        values = {
-            v["name"]: {"value": v["value"], "detail": json.loads(v["detail"]) if v["detail"] else {}}
-            for v in conn.execute("SELECT * FROM evaluation_values WHERE evaluation_id = ? ORDER BY name", (e["id"],))
-        }
-        out.append({"id": e["id"], "origin": e["origin"], "epoch": e["epoch"], "step": e["step"],
-                    "sampler": json.loads(e["sampler"]), "settings": json.loads(e["settings"]), "seconds": e["seconds"],
-                    "created": e["created"], "values": values})
-    return out

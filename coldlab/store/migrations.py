@@ -102,6 +102,35 @@ def m003_run_dependencies(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs ADD COLUMN depends_on INTEGER REFERENCES runs (id)")
 
 
+@migration
+def m004_attempt_time_and_deaths(conn: sqlite3.Connection) -> None:
+    """Running time summed over attempts (``run_seconds``, plus ``attempt_started`` of the attempt under
+    way), worker deaths counted per run (a run that kills ``max_attempts`` workers fails), and artifact
+    paths made relative to HOME (they were stored as the worker wrote them: relative to the folder
+    ``coldlab run`` started in, or absolute)."""
+    conn.execute("ALTER TABLE runs ADD COLUMN run_seconds REAL NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE runs ADD COLUMN attempt_started REAL")
+    conn.execute("ALTER TABLE runs ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE runs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3")
+    conn.execute("UPDATE runs SET run_seconds = finished - started WHERE finished IS NOT NULL AND started IS NOT NULL "
+                 "AND finished >= started")
+    conn.execute("UPDATE runs SET attempt_started = COALESCE(heartbeat, started) WHERE status = 'running'")
+    for row in conn.execute("SELECT run_id, kind, path FROM artifacts").fetchall():
+        fixed = home_relative(row[2])
+        if fixed != row[2]:
+            conn.execute("UPDATE OR REPLACE artifacts SET path = ? WHERE run_id = ? AND kind = ? AND path = ?",
+                         (fixed, row[0], row[1], row[2]))
+
+
+def home_relative(path: str) -> str:
+    """``.../runs/00012/grid-0005.png`` -> ``runs/00012/grid-0005.png`` (a path without a run folder is kept)."""
+    parts = path.replace("\\", "/").split("/")
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "runs" and parts[i + 1].isdigit():
+            return "/".join(parts[i:])
+    return path
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction; return their names."""
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")

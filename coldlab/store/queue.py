@@ -9,54 +9,82 @@ from typing import Any
 
 from coldlab.errors import ColdlabError
 from coldlab.store.connection import transaction
+from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, STATUSES, lease_seconds
 
-STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelled", "skipped")
-DEFAULT_LEASE_S = 60.0
+# the running time of the attempt under way, added to run_seconds when it ends (at its last heartbeat
+# when its worker died)
+_ATTEMPT_TIME = "MAX(0, COALESCE({end}, attempt_started) - COALESCE(attempt_started, {end}))"
 
 
 def enqueue(conn: sqlite3.Connection, study: str, name: str, config: dict[str, Any], *, epochs: int = 0,
-            priority: int = 0, depends_on: int | None = None) -> tuple[int, bool]:
+            priority: int = 0, depends_on: int | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> tuple[int, bool]:
     """Add a run; returns (id, created). An existing (study, name) is left as it is.
 
     A run that ``depends_on`` another is claimed only once that one has finished (and is skipped,
-    with the reason, if it fails or is cancelled)."""
+    with the reason, if it fails or is cancelled). A run whose worker process dies ``max_attempts``
+    times fails (see :func:`worker_died`)."""
     with transaction(conn):
         row = conn.execute("SELECT id FROM runs WHERE study = ? AND name = ?", (study, name)).fetchone()
         if row:
             return int(row["id"]), False
         cur = conn.execute(
-            "INSERT INTO runs (study, name, config, epochs, priority, created, depends_on) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on),
+            "INSERT INTO runs (study, name, config, epochs, priority, created, depends_on, max_attempts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on, max_attempts),
         )
         return int(cur.lastrowid), True
 
 
+def _bury(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], reason: str, now: float) -> list[tuple[int, str]]:
+    """Inside a transaction: count a worker death for each running run matched by ``where``; queue it
+    again, or fail it once its worker died ``max_attempts`` times. Returns (id, new status)."""
+    rows = conn.execute(
+        f"UPDATE runs SET deaths = deaths + 1, run_seconds = run_seconds + {_ATTEMPT_TIME.format(end='heartbeat')}, "
+        "attempt_started = NULL, worker = NULL, lease_until = NULL, "
+        "status = CASE WHEN deaths + 1 >= max_attempts THEN 'failed' ELSE 'queued' END, "
+        "finished = CASE WHEN deaths + 1 >= max_attempts THEN ? ELSE finished END, "
+        "error = CASE WHEN deaths + 1 >= max_attempts THEN 'worker died ' || (deaths + 1) || ' times (last: ' || ? || ')' "
+        "ELSE 'worker died (' || ? || '); queued again' END "
+        f"WHERE status = 'running' AND {where} RETURNING id, status", (now, reason, reason, *args)
+    ).fetchall()
+    return [(int(r["id"]), r["status"]) for r in rows]
+
+
 def requeue_expired(conn: sqlite3.Connection, now: float | None = None) -> list[int]:
-    """Put back in the queue every running run whose lease has run out (its worker died)."""
+    """Put back in the queue every running run whose lease has run out (its worker died or lost the
+    store); each counts as a worker death (see :func:`worker_died`)."""
     now = time.time() if now is None else now
     with transaction(conn):
-        rows = conn.execute(
-            "UPDATE runs SET status = 'queued', worker = NULL, lease_until = NULL "
-            "WHERE status = 'running' AND lease_until < ? RETURNING id", (now,)
-        ).fetchall()
-    return [int(r["id"]) for r in rows]
+        return [run_id for run_id, _ in _bury(conn, "lease_until < ?", (now,), "its lease ran out: no heartbeat", now)]
 
 
-def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float = DEFAULT_LEASE_S,
+def worker_died(conn: sqlite3.Connection, worker: str, reason: str, *, prefix: bool = False) -> list[tuple[int, str]]:
+    """The worker ``worker`` (every worker id starting with it, with ``prefix``) is gone, e.g. killed
+    by a signal: its running run is queued again at once, or fails with "worker died N times (...)"
+    once that has happened ``max_attempts`` times. Returns (run id, new status)."""
+    now = time.time()
+    with transaction(conn):
+        if prefix:
+            return _bury(conn, "substr(worker, 1, ?) = ?", (len(worker), worker), reason, now)
+        return _bury(conn, "worker = ?", (worker,), reason, now)
+
+
+def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float | None = None,
           now: float | None = None) -> sqlite3.Row | None:
     """Atomically take the next queued run (highest priority, then oldest) for ``worker``; a run
     whose dependency has not finished waits (see :func:`waiting`)."""
+    lease_s = lease_seconds() if lease_s is None else lease_s
     requeue_expired(conn, now)
     skip_orphans(conn)
     now = time.time() if now is None else now
     with transaction(conn):
         return conn.execute(
             "UPDATE runs SET status = 'running', worker = ?, device = ?, lease_until = ?, heartbeat = ?, "
-            "started = COALESCE(started, ?), attempts = attempts + 1, error = NULL "
+            "started = COALESCE(started, ?), attempt_started = ?, attempts = attempts + 1, error = NULL "
             "WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.depends_on IS NULL OR "
             "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) = 'finished') ORDER BY r.priority DESC, r.id LIMIT 1) "
             "RETURNING *",
-            (worker, device, now + lease_s, now, now),
+            (worker, device, now + lease_s, now, now, now),
         ).fetchone()
 
 
@@ -73,18 +101,11 @@ def skip_orphans(conn: sqlite3.Connection) -> list[int]:
     return [int(r["id"]) for r in rows]
 
 
-def waiting(conn: sqlite3.Connection) -> int:
-    """How many queued runs wait for a run that is still queued or running (a worker should wait too)."""
-    return int(conn.execute(
-        "SELECT COUNT(*) FROM runs r JOIN runs d ON d.id = r.depends_on WHERE r.status = 'queued' "
-        "AND d.status IN ('queued', 'running')"
-    ).fetchone()[0])
-
-
 def heartbeat(conn: sqlite3.Connection, run_id: int, worker: str, *, epoch: int | None = None, step: int | None = None,
-              total_steps: int | None = None, lease_s: float = DEFAULT_LEASE_S) -> tuple[bool, bool]:
+              total_steps: int | None = None, lease_s: float | None = None, now: float | None = None) -> tuple[bool, bool]:
     """Extend the lease and record progress; returns (still owned, cancel requested)."""
-    now = time.time()
+    lease_s = lease_seconds() if lease_s is None else lease_s
+    now = time.time() if now is None else now
     with transaction(conn):
         row = conn.execute(
             "UPDATE runs SET heartbeat = ?, lease_until = ?, epoch = COALESCE(?, epoch), step = COALESCE(?, step), "
@@ -96,14 +117,30 @@ def heartbeat(conn: sqlite3.Connection, run_id: int, worker: str, *, epoch: int 
 
 
 def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, error: str | None = None) -> None:
-    """End a claimed run as finished, failed, interrupted or cancelled."""
+    """End a claimed run as finished, failed, interrupted or cancelled; the attempt's running time is
+    added to the run's."""
     if status not in ("finished", "failed", "interrupted", "cancelled"):
         raise ValueError(f"cannot finish a run as {status!r}")
+    now = time.time()
     with transaction(conn):
         conn.execute(
-            "UPDATE runs SET status = ?, error = ?, finished = ?, lease_until = NULL, worker = NULL "
-            "WHERE id = ? AND worker = ?", (status, error, time.time(), run_id, worker)
+            f"UPDATE runs SET status = ?, error = ?, finished = ?, lease_until = NULL, worker = NULL, "
+            f"run_seconds = run_seconds + {_ATTEMPT_TIME.format(end='?')}, attempt_started = NULL "
+            "WHERE id = ? AND worker = ? AND status = 'running'", (status, error, now, now, now, run_id, worker)
         )
+
+
+def release(conn: sqlite3.Connection, run_id: int, worker: str) -> bool:
+    """Give a claimed run back to the queue without ending it (its worker lost its lease and stopped
+    without a checkpoint: the run resumes from its last one). False if it is no longer this worker's."""
+    now = time.time()
+    with transaction(conn):
+        row = conn.execute(
+            f"UPDATE runs SET status = 'queued', worker = NULL, lease_until = NULL, "
+            f"run_seconds = run_seconds + {_ATTEMPT_TIME.format(end='?')}, attempt_started = NULL "
+            "WHERE id = ? AND worker = ? AND status = 'running' RETURNING id", (now, now, run_id, worker)
+        ).fetchone()
+    return row is not None
 
 
 def mark(conn: sqlite3.Connection, run_id: int, status: str, error: str | None = None) -> None:
@@ -118,7 +155,7 @@ def requeue(conn: sqlite3.Connection, run_id: int) -> None:
     """Queue an interrupted, failed or cancelled run again (it resumes from its checkpoint)."""
     with transaction(conn):
         row = conn.execute(
-            "UPDATE runs SET status = 'queued', cancel_requested = 0, finished = NULL WHERE id = ? "
+            "UPDATE runs SET status = 'queued', cancel_requested = 0, finished = NULL, deaths = 0 WHERE id = ? "
             "AND status IN ('interrupted', 'failed', 'cancelled', 'skipped') RETURNING id", (run_id,)
         ).fetchone()
     if row is None:
@@ -130,24 +167,6 @@ def request_cancel(conn: sqlite3.Connection, run_id: int) -> None:
     with transaction(conn):
         conn.execute("UPDATE runs SET status = 'cancelled' WHERE id = ? AND status = 'queued'", (run_id,))
         conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", (run_id,))
-
-
-def get_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row:
-    row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise ColdlabError(f"no run with id {run_id}", hint="`coldlab ls` lists the runs")
-    return row
-
-
-def list_runs(conn: sqlite3.Connection, *, study: str | None = None, status: str | None = None) -> list[sqlite3.Row]:
-    sql, args = "SELECT * FROM runs WHERE 1 = 1", []
-    if study:
-        sql += " AND study = ?"
-        args.append(study)
-    if status:
-        sql += " AND status = ?"
-        args.append(status)
-    return conn.execute(sql + " ORDER BY id", args).fetchall()
 
 
 def set_priority(conn: sqlite3.Connection, run_id: int, priority: int) -> None:

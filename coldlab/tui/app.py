@@ -23,6 +23,7 @@ from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Select, Sparkline, Static
 
+from coldlab.home import as_home
 from coldlab.tui.data import RunRow, Snapshot, devices, format_eta, format_number, load_snapshot
 from coldlab.tui.render import half_blocks
 
@@ -42,7 +43,7 @@ def row_cells(row: RunRow) -> tuple[Any, ...]:
         status += f" (after {row.depends_on})"
     colour = {"running": "green", "failed": "red", "interrupted": "yellow", "cancelled": "magenta", "skipped": "dim"}.get(row.status)
     fid = f"{format_number(row.fid)}{'ᶜ' if row.fid_name == 'classifier-fid' else ''}" if row.fid is not None else ""
-    return (str(row.id), row.study, row.name, Text(status, style=colour or ""), row.device, progress_bar(row),
+    return (str(row.id), Text(row.study), Text(row.name), Text(status, style=colour or ""), Text(row.device), progress_bar(row),
             format_number(row.train_loss), format_number(row.val_loss), fid, format_eta(row.eta_s))
 
 
@@ -69,7 +70,8 @@ class ColdlabApp(App):
     def __init__(self, home: Path, *, poll_s: float = 1.0, clock: Callable[[], float] = time.time,
                  show_devices: bool = True, show_timing: bool = True) -> None:
         super().__init__()
-        self.home = Path(home)
+        self.store = as_home(home)
+        self.home = self.store.root
         self.poll_s, self.clock, self.show_devices, self.show_timing = poll_s, clock, show_devices, show_timing
         self.snapshot: Snapshot | None = None
         self.selected: int | None = None
@@ -165,7 +167,7 @@ class ColdlabApp(App):
             gib = 2 ** 30
             mem = f"{d['memory_used'] / gib:.1f}/{d['memory_total'] / gib:.1f} GiB" if d["memory_total"] else ""
             lines.append(f"{d['device']} ({d['name']}): {mem} {d['utilisation']}  runs: {' '.join(users.get(d['device'], [])) or '-'}")
-        self.base.query_one("#devices", Static).update("\n".join(lines))
+        self.base.query_one("#devices", Static).update(Text("\n".join(lines)))
 
     def visible_rows(self) -> list[RunRow]:
         rows = self.snapshot.rows if self.snapshot else []
@@ -205,16 +207,16 @@ class ColdlabApp(App):
         self.polls += 1
         self.last_refresh_s = snapshot.seconds + time.perf_counter() - start
         timing = f"  ·  refresh {self.last_refresh_s * 1000:.0f} ms" if self.show_timing else ""
-        self.sub_title = f"{self.home.name}  ·  {len(snapshot.rows)} runs{timing}"
+        self.sub_title = f"{self.home.name}  ·  {len(snapshot.rows)} runs{timing}"  # Textual shows titles as plain text
 
     def render_detail(self) -> None:
         detail = self.snapshot.detail if self.snapshot else None
         if detail is None or detail.id != self.selected:
             return
         row = next((r for r in self.snapshot.rows if r.id == detail.id), None)
-        title = f"run {detail.id}: {row.name if row else ''} — {row.status if row else ''}"
+        title = Text(f"run {detail.id}: {row.name if row else ''} — {row.status if row else ''}")
         if detail.error:
-            title += f"\n[red]{detail.error}[/red]"
+            title.append(f"\n{detail.error}", style="red")
         self.base.query_one("#detail-title", Static).update(title)
         for name, values in detail.series.items():
             spark = self.base.query_one(f"#spark-{name}", Sparkline)
@@ -258,9 +260,8 @@ class ColdlabApp(App):
     # ---- queue control (writes through the store's queue functions) ------------------------
     def _write(self, fn: Callable[..., Any], *args: Any) -> bool:
         from coldlab.errors import ColdlabError
-        from coldlab.store import connect
 
-        conn = connect(self.home / "coldlab.db")
+        conn = self.store.connect()
         try:
             fn(conn, *args)
             return True
@@ -305,22 +306,21 @@ class ColdlabApp(App):
         """Validate a TOML file and queue its runs; errors are shown, never raised."""
         from coldlab.config import load_experiments
         from coldlab.errors import ColdlabError
-        from coldlab.engine.launcher import queue_runs
-        from coldlab.store import connect
+        from coldlab.engine.queueing import queue_runs
 
         try:
             runs = load_experiments(path)
+            conn = self.store.connect()
+            try:  # the same checks as `coldlab run`: a changed experiment under an existing name is refused
+                created = sum(new for _, _, _, new in queue_runs(conn, runs, where=path))  # autoencoder runs first
+            finally:
+                conn.close()
         except ColdlabError as err:
             self.say(str(err), error=True)
             return
         except OSError as err:
             self.say(f"{path}: {err.strerror or err}", error=True)
             return
-        conn = connect(self.home / "coldlab.db")
-        try:
-            created = sum(new for _, _, _, new in queue_runs(conn, runs))  # autoencoder runs first
-        finally:
-            conn.close()
         self.say(f"{path}: {created} runs queued ({len(runs) - created} already in the store); start a worker with w")
         self.refresh_data()
 
@@ -333,7 +333,7 @@ class ColdlabApp(App):
         from coldlab.plugins import get_registry
 
         executor = get_registry().build("executor", {"name": "local", "detach": True})
-        self.workers_started += executor.start(self.home, [device], self.home / "logs")
+        self.workers_started += executor.start(self.home, [device], self.store.logs)
         self.say(f"worker started on {device} (it keeps running if you close the dashboard)")
 
     def stop_workers(self, device: str) -> int:
@@ -357,9 +357,7 @@ class ColdlabApp(App):
         return stopped
 
     def _worker_of(self, run_id: int) -> tuple[str, int] | None:
-        from coldlab.store import connect
-
-        conn = connect(self.home / "coldlab.db", readonly=True)
+        conn = self.store.connect(readonly=True)
         try:
             row = conn.execute("SELECT worker FROM runs WHERE id = ?", (run_id,)).fetchone()
         finally:

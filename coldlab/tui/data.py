@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from coldlab.runs_view import format_number  # noqa: F401  (shared with the CLI and the report)
-from coldlab.store import connect
+from coldlab.formatting import format_eta, format_number  # noqa: F401  (shared with the CLI and the report)
+from coldlab.home import Home, as_home
+from coldlab.store.queries import (eta_seconds, latest_artifact, latest_evaluation_value, latest_metrics, list_runs, recent_values,
+                                   training_evaluation_values)
 
 SERIES = ("train_loss", "val_loss", "fid", "classifier-fid")
 LOSS_NAMES = ("train_loss_step", "train_loss")
@@ -66,42 +68,26 @@ class Snapshot:
     taken: float
 
 
-def _latest(conn: sqlite3.Connection, run_id: int, names: tuple[str, ...]) -> float | None:
+def _first(values: dict[str, float | None], names: tuple[str, ...]) -> float | None:
     for name in names:
-        row = conn.execute("SELECT value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step DESC LIMIT 1", (run_id, name)).fetchone()
-        if row is not None and row[0] is not None:
-            return float(row[0])
+        if values.get(name) is not None:
+            return float(values[name])  # type: ignore[arg-type]
     return None
-
-
-def _latest_fid(conn: sqlite3.Connection, run_id: int) -> tuple[float | None, str]:
-    for name in ("fid", "classifier-fid"):
-        row = conn.execute(
-            "SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
-            "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL ORDER BY e.id DESC LIMIT 1", (run_id, name)).fetchone()
-        if row is not None:
-            return float(row[0]), name
-    return None, ""
-
-
-def _eta(row: sqlite3.Row, now: float) -> float | None:
-    if row["status"] != "running" or not row["started"] or not row["step"] or not row["total_steps"]:
-        return None
-    elapsed = now - row["started"]
-    return elapsed / row["step"] * max(row["total_steps"] - row["step"], 0)
 
 
 def load_rows(conn: sqlite3.Connection, now: float | None = None) -> list[RunRow]:
     now = time.time() if now is None else now
     rows = []
-    for r in conn.execute("SELECT * FROM runs ORDER BY id").fetchall():
-        fid, fid_name = _latest_fid(conn, r["id"])
+    latest = latest_metrics(conn, names=(*LOSS_NAMES, "val_loss"))
+    for r in list_runs(conn):
+        fid, fid_name = latest_evaluation_value(conn, r["id"], ("fid", "classifier-fid"))
+        values = latest.get(r["id"], {})
         rows.append(RunRow(
             id=r["id"], study=r["study"], name=r["name"], status=r["status"], device=r["device"] or "", epoch=r["epoch"],
             epochs=r["epochs"], step=r["step"], total_steps=r["total_steps"], priority=r["priority"],
-            train_loss=_latest(conn, r["id"], LOSS_NAMES), val_loss=_latest(conn, r["id"], ("val_loss",)),
-            fid=fid, fid_name=fid_name, eta_s=_eta(r, now), cancel_requested=bool(r["cancel_requested"]), error=r["error"],
-            depends_on=r["depends_on"] if "depends_on" in r.keys() else None,
+            train_loss=_first(values, LOSS_NAMES), val_loss=_first(values, ("val_loss",)),
+            fid=fid, fid_name=fid_name, eta_s=eta_seconds(r, now), cancel_requested=bool(r["cancel_requested"]), error=r["error"],
+            depends_on=r["depends_on"],
         ))
     return rows
 
@@ -110,26 +96,19 @@ def series(conn: sqlite3.Connection, run_id: int, limit: int = 400) -> dict[str,
     """The last ``limit`` points of train loss (per step), validation loss, FID and classifier FID."""
     out: dict[str, list[float]] = {}
     for name, source in (("train_loss", "train_loss_step"), ("val_loss", "val_loss")):
-        values = conn.execute("SELECT value FROM metrics WHERE run_id = ? AND name = ? AND value IS NOT NULL "
-                              "ORDER BY step DESC LIMIT ?", (run_id, source, limit)).fetchall()
-        if not values and name == "train_loss":
-            values = conn.execute("SELECT value FROM metrics WHERE run_id = ? AND name = 'train_loss' AND value IS NOT NULL "
-                                  "ORDER BY step DESC LIMIT ?", (run_id, limit)).fetchall()
-        out[name] = [float(v[0]) for v in reversed(values)]
+        out[name] = recent_values(conn, run_id, source, limit)
+        if not out[name] and name == "train_loss":
+            out[name] = recent_values(conn, run_id, "train_loss", limit)
     for name in ("fid", "classifier-fid"):
-        values = conn.execute(
-            "SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
-            "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL AND e.origin = 'training' ORDER BY e.epoch",
-            (run_id, name)).fetchall()
-        out[name] = [float(v[0]) for v in values][-limit:]
+        out[name] = training_evaluation_values(conn, run_id, name)[-limit:]
     return out
 
 
-def log_tail(home: Path, run_id: int, lines: int = 12) -> list[str]:
+def log_tail(home: Path | Home, run_id: int, lines: int = 12) -> list[str]:
     """The last lines of the run's log (``run.log``, written by its worker), then of its error log."""
+    home = as_home(home)
     out: list[str] = []
-    for name in ("run.log", "error.log"):
-        path = Path(home) / "runs" / f"{run_id:05d}" / name
+    for path in (home.run_log(run_id), home.error_log(run_id)):
         try:
             with open(path, "rb") as fh:
                 fh.seek(max(0, os.path.getsize(path) - 32768))
@@ -139,30 +118,30 @@ def log_tail(home: Path, run_id: int, lines: int = 12) -> list[str]:
     return out[-lines:]
 
 
-def load_detail(conn: sqlite3.Connection, home: Path, run_id: int) -> RunDetail | None:
+def load_detail(conn: sqlite3.Connection, home: Path | Home, run_id: int) -> RunDetail | None:
+    home = as_home(home)
     r = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
     if r is None:
         return None
-    grid_row = conn.execute("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'grid' ORDER BY epoch DESC, created DESC LIMIT 1",
-                            (run_id,)).fetchone()
-    grid = Path(grid_row[0]) if grid_row and Path(grid_row[0]).exists() else None
+    stored = latest_artifact(conn, run_id, "grid")
+    grid = home.file(stored) if stored and home.file(stored).exists() else None
     return RunDetail(id=run_id, config=json.loads(r["config"]), series=series(conn, run_id), grid=grid,
                      log_tail=log_tail(home, run_id), error=r["error"])
 
 
-def load_snapshot(home: Path, selected: int | None, *, now: Callable[[], float] = time.time) -> Snapshot:
+def load_snapshot(home: Path | Home, selected: int | None, *, now: Callable[[], float] = time.time) -> Snapshot:
     """Everything one refresh needs, through a read-only connection opened and closed here."""
     start = time.perf_counter()
-    db = Path(home) / "coldlab.db"
-    if not db.exists():
+    home = as_home(home)
+    if not home.db.exists():
         return Snapshot([], None, time.perf_counter() - start, now())
-    conn = connect(db, readonly=True)
+    conn = home.connect(readonly=True)
     try:
         try:
             rows = load_rows(conn, now())
         except sqlite3.OperationalError:  # the file exists a moment before its tables do
             return Snapshot([], None, time.perf_counter() - start, now())
-        detail = load_detail(conn, Path(home), selected) if selected is not None else None
+        detail = load_detail(conn, home, selected) if selected is not None else None
     finally:
         conn.close()
     return Snapshot(rows, detail, time.perf_counter() - start, now())
@@ -193,12 +172,3 @@ def devices() -> list[dict[str, Any]]:
         out.append({"device": "cpu", "name": f"{os.cpu_count()} cores", "memory_used": mem_total - mem_avail,
                     "memory_total": mem_total, "utilisation": f"load {load:.2f}"})
     return out
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"

@@ -82,7 +82,7 @@ class PluginsScreen(Screen):
         table.add_columns("plugin", "package", "version", "components", "error")
         for p in get_registry().plugins:
             comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.components.items())
-            table.add_row(p.name, p.package, p.version, comps, Text(p.error or "", style="red"))
+            table.add_row(Text(p.name), Text(p.package), Text(p.version), Text(comps), Text(p.error or "", style="red"))
 
 
 class CompareScreen(Screen):
@@ -118,7 +118,7 @@ class CompareScreen(Screen):
         for run in runs:
             for e in run.evaluations:
                 names += [n for n in e["values"] if n not in names]
-        table.add_columns("metric", *[f"#{r.id} {r.name}" for r in runs])
+        table.add_columns("metric", *[Text(f"#{r.id} {r.name}") for r in runs])
         for series in ("train_loss", "val_loss"):
             table.add_row(f"{series} (last)", *[format_number(r.series[series][-1]["value"]) if r.series.get(series) else "" for r in runs])
         for name in names:
@@ -131,7 +131,7 @@ class CompareScreen(Screen):
                     cells.append(Text("unavailable", style="italic red"))
                 else:
                     cells.append(format_number(latest["value"]))
-            table.add_row(name, *cells)
+            table.add_row(Text(name), *cells)
         curves = self.query_one("#curves", Vertical)
         for series in ("train_loss", "val_loss"):
             curves.mount(Static(Text(series, style="bold")))
@@ -156,13 +156,13 @@ class CompareScreen(Screen):
         from coldlab.report.export import export
 
         out = self.home / "exports" / time.strftime("%Y%m%d-%H%M%S")
-        self.app.call_from_thread(self.query_one("#compare-message", Static).update, f"exporting to {out} ...")
+        self.app.call_from_thread(self.query_one("#compare-message", Static).update, Text(f"exporting to {out} ..."))
         try:
             export(self.home, out, run_ids=self.run_ids, model_figures=False, warn=lambda m: None)
             message = f"exported to {out / 'report.html'}"
         except ColdlabError as err:
             message = f"export failed: {err}"
-        self.app.call_from_thread(self.query_one("#compare-message", Static).update, message)
+        self.app.call_from_thread(self.query_one("#compare-message", Static).update, Text(message))
 
 
 class HelpScreen(ModalScreen[None]):

@@ -114,7 +114,7 @@ class InceptionScoreMetric(Metric):
 
     @dataclasses.dataclass
     class Params:
-        splits: int = param(10, "number of splits the samples are scored in")
+        splits: int = param(10, "number of splits the samples are scored in", min=1)
         weights: str = param("", "Inception weights file (default: $COLDLAB_INCEPTION_WEIGHTS, then the torch hub cache)")
         download: bool = param(False, "allow torch-fidelity to download the weights when none are found locally")
 

@@ -24,9 +24,9 @@ class KSNormality(Metric):
 
     @dataclasses.dataclass
     class Params:
-        images: int = param(4, "test images whose pixels are pooled into one sample per step")
-        every: int = param(1, "test every k-th step (T is always tested)")
-        alpha: float = param(0.05, "p-value above which z_t counts as Gaussian")
+        images: int = param(4, "test images whose pixels are pooled into one sample per step", min=1)
+        every: int = param(1, "test every k-th step (T is always tested)", min=1)
+        alpha: float = param(0.05, "p-value above which z_t counts as Gaussian", gt=0, lt=1)
 
         def __post_init__(self) -> None:
             if self.images < 1 or self.every < 1 or not 0 < self.alpha < 1:

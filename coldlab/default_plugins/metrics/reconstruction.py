@@ -25,9 +25,9 @@ from coldlab.components.metric import Metric, MetricValue, ReconstructionBatch
 
 @dataclasses.dataclass
 class ReconstructionParams:
-    t: list[int] = param([], "steps to degrade to and reconstruct from (empty: use levels)")
-    levels: list[float] = param([0.5], "steps as fractions of T, used when t is empty")
-    images: int = param(1000, "test images to reconstruct (0: the whole test set; 002 used all 10000)")
+    t: list[int] = param([], "steps to degrade to and reconstruct from (empty: use levels)", min=0)
+    levels: list[float] = param([0.5], "steps as fractions of T, used when t is empty", min=0, max=1)
+    images: int = param(1000, "test images to reconstruct (0: the whole test set; 002 used all 10000)", min=0)
 
     def __post_init__(self) -> None:
         if any(not 0 < level <= 1 for level in self.levels):
@@ -113,7 +113,7 @@ class TestLoss(Metric):
 
     @dataclasses.dataclass
     class Params:
-        images: int = param(0, "test images (0: the whole test set)")
+        images: int = param(0, "test images (0: the whole test set)", min=0)
 
     @torch.no_grad()
     def evaluate(self, ctx: Any) -> MetricValue:

@@ -20,11 +20,11 @@ class CNN(Network):
 
     @dataclasses.dataclass
     class Params:
-        channels: list[int] = param([16, 32, 32, 16], "output channels of each Conv-LayerNorm-GELU block")
-        kernel_size: int = param(7, "kernel of the blocks' convolutions")
-        last_kernel_size: int = param(3, "kernel of the last convolution")
-        time_frequencies: int = param(16, "number of sinusoidal frequencies of t/T")
-        time_hidden: list[int] = param([128, 128], "hidden layer sizes of the time MLP")
+        channels: list[int] = param([16, 32, 32, 16], "output channels of each Conv-LayerNorm-GELU block", min=1)
+        kernel_size: int = param(7, "kernel of the blocks' convolutions", min=1)
+        last_kernel_size: int = param(3, "kernel of the last convolution", min=1)
+        time_frequencies: int = param(16, "number of sinusoidal frequencies of t/T", min=1)
+        time_hidden: list[int] = param([128, 128], "hidden layer sizes of the time MLP", min=1)
         conditional: bool = param(False, "take a class label (with a null label for guidance)")
 
     def __init__(self, params, shape=(1, 28, 28), num_classes=0):

@@ -62,10 +62,10 @@ class ConvNextUNet(Network):
 
     @dataclasses.dataclass
     class Params:
-        base_channels: int = param(32, "channels of the first level")
-        channel_mults: list[int] = param([1, 2, 4], "channel multiplier of each level")
-        expansion: int = param(4, "ConvNeXt expansion factor of the pointwise convolutions")
-        pointwise_kernel: int = param(1, "kernel of the 'pointwise' convolutions (004: 3)")
+        base_channels: int = param(32, "channels of the first level", min=1)
+        channel_mults: list[int] = param([1, 2, 4], "channel multiplier of each level", min=1)
+        expansion: int = param(4, "ConvNeXt expansion factor of the pointwise convolutions", min=1)
+        pointwise_kernel: int = param(1, "kernel of the 'pointwise' convolutions (004: 3)", min=1)
         attention: bool = param(True, "linear attention in every level")
         conditional: bool = param(False, "take a class label (with a null label for guidance)")
 

@@ -51,12 +51,12 @@ class DDPMUNet(Network):
 
     @dataclasses.dataclass
     class Params:
-        base_channels: int = param(64, "channels of the first level")
-        channel_mults: list[int] = param([1, 2, 4, 4], "channel multiplier of each level")
-        res_blocks: int = param(3, "ResBlocks per level")
-        attention_levels: list[int] = param([1], "levels (0 = full resolution) with self-attention")
-        dropout: float = param(0.1, "dropout inside the ResBlocks")
-        norm_groups: int = param(32, "GroupNorm groups (reduced to a divisor of the channels)")
+        base_channels: int = param(64, "channels of the first level", min=1)
+        channel_mults: list[int] = param([1, 2, 4, 4], "channel multiplier of each level", min=1)
+        res_blocks: int = param(3, "ResBlocks per level", min=1)
+        attention_levels: list[int] = param([1], "levels (0 = full resolution) with self-attention", min=0)
+        dropout: float = param(0.1, "dropout inside the ResBlocks", min=0, lt=1)
+        norm_groups: int = param(32, "GroupNorm groups (reduced to a divisor of the channels)", min=1)
         conditional: bool = param(False, "take a class label (with a null label for guidance)")
 
     def __init__(self, params, shape=(1, 28, 28), num_classes=0):

@@ -1,0 +1,70 @@
+"""Is a run's data there? Before any worker starts, ``coldlab run`` checks every dataset its runs
+read (and a morph degradation's target dataset); a missing one is downloaded when the dataset can
+download (torchvision shows a progress bar), unless ``COLDLAB_OFFLINE=1``. When it cannot be had,
+the reason names the data root and what to put where, and the runs that need it are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Callable
+
+from coldlab.engine.data import load_dataset
+from coldlab.errors import ColdlabError
+
+DOWNLOAD_TIMEOUT_S = 60.0
+
+
+def offline() -> bool:
+    """``COLDLAB_OFFLINE=1``: never download (the tests set it)."""
+    return os.environ.get("COLDLAB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def datasets_of(spec: dict[str, Any]) -> list[Any]:
+    """The datasets a run reads: its own, and a morph degradation's target."""
+    wanted = [spec["dataset"]] if spec.get("dataset") else []
+    if (spec.get("degradation") or {}).get("name") == "morph":
+        wanted.append({"name": spec["degradation"]["target_dataset"]})
+    return wanted
+
+
+class DataCheck:
+    """Checks datasets once per invocation (and downloads each at most once)."""
+
+    def __init__(self, registry: Any, on_download: Callable[[str], None] = lambda message: None) -> None:
+        self.registry, self.on_download = registry, on_download
+        self.verdicts: dict[str, str | None] = {}
+
+    def missing(self, spec: dict[str, Any]) -> str | None:
+        """Why the run's data cannot be read, or None when it can."""
+        for ds in datasets_of(spec):
+            full = self.registry.resolve("dataset", ds)
+            key = repr(sorted(full.items()))
+            if key not in self.verdicts:
+                self.verdicts[key] = self._check(full)
+            if self.verdicts[key]:
+                return self.verdicts[key]
+        return None
+
+    def _check(self, full: dict[str, Any]) -> str | None:
+        local = {**full, "download": False} if "download" in full else full
+        try:
+            load_dataset(self.registry, local, "test")
+            return None
+        except ColdlabError as err:
+            if not full.get("download"):
+                return str(err)
+            if offline():
+                return f"{err}; not downloaded: COLDLAB_OFFLINE is set"
+        self.on_download(f"downloading dataset {full['name']!r}...")
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            self.registry.build("dataset", full).load("train")
+            load_dataset(self.registry, local, "test")
+            return None
+        except ColdlabError as err:
+            return str(err)
+        finally:
+            socket.setdefaulttimeout(previous)
