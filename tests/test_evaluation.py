@@ -105,7 +105,7 @@ def test_cli_eval_stores_a_new_evaluation_with_another_sampler(tmp_path):
                            "--checkpoint", "1", "--json", env=env, timeout=300).stdout)
     assert again["results"][0]["value"] == by_name["classifier-fid"]["value"]
     for args, message in ((["--checkpoint", "7"], "--checkpoint: run 1 has no weights for epoch 7 (hint: epochs with weights: 1, 2)"),
-                          (["--sampler", "cold-naive", "--steps", "0"], "--steps: sampler 'cold-naive' rejected its parameters"),
+                          (["--sampler", "cold-naive", "--steps", "0"], "argument --steps: must be at least 1, got 0"),
                           (["--metrics", "fdi"], "--metrics: unknown metric 'fdi' (did you mean 'fid'?)")):
         bad = cli("eval", "1", "--home", home, *args, env=env)
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr

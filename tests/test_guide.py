@@ -64,6 +64,6 @@ def test_the_guides_experiment_validates_with_the_plugin(checker, monkeypatch, t
     (tmp_path / "bad.toml").write_text(toml.replace("squares = 4", "squares = 0"))
     from coldlab import ColdlabError
 
-    with pytest.raises(ColdlabError, match="squares must be at least 1") as err:
+    with pytest.raises(ColdlabError, match="parameter 'squares' must be at least 1, got 0") as err:
         load_experiments(tmp_path / "bad.toml", registry=registry)
     assert "checker-cold" in str(err.value) and "bad.toml" in str(err.value)

@@ -299,7 +299,7 @@ def test_metric_parameters_are_validated_where_the_config_names_them(registry, t
     with pytest.raises(ColdlabError, match=r"e.toml: e: eval: metrics: .*'levles'.*levels"):
         load_experiments(path, registry=registry)
     path.write_text(base + 'eval = { metrics = [{ name = "rmse", levels = [1.5] }] }\n')
-    with pytest.raises(ColdlabError, match=r"eval: metrics: .*levels must lie in"):
+    with pytest.raises(ColdlabError, match=r"eval: metrics: levels: metric 'rmse' parameter 'levels' must be in \(0, 1\], got \[1.5\]"):
         load_experiments(path, registry=registry)
     path.write_text(base + 'eval = { metrics = ["rmse", "rmse"] }\n')
     with pytest.raises(ColdlabError, match="listed twice"):

@@ -71,9 +71,9 @@ def test_summary_is_plot_friendly(registry):
 
 
 def test_invalid_schedule_is_a_clear_error(registry):
-    with pytest.raises(ColdlabError, match="finite and >= 0"):
+    with pytest.raises(ColdlabError, match="parameter 'C' must be at least 0, got -0.1"):
         build(registry, name="constant", C=-0.1, T=10)
     with pytest.raises(ColdlabError, match="every beta_t < 1"):
         registry.build("degradation", {"name": "gaussian", "schedule": {"name": "constant", "C": 1.5, "T": 10}})
-    with pytest.raises(ColdlabError, match="T must be at least 1"):
+    with pytest.raises(ColdlabError, match="parameter 'T' must be at least 1, got 0"):
         build(registry, name="linear", T=0)

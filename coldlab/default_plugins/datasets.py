@@ -31,8 +31,9 @@ def _open_torchvision(factory: Callable[..., Any], name: str, layout: str, root:
         return factory(str(root), train=train, download=download)
     except (RuntimeError, OSError) as err:
         how = "it could not be downloaded" if download else "download = false"
+        why = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
         raise ColdlabError(
-            f"dataset {name!r} not found under {root} ({how}: {str(err).splitlines()[0]})",
+            f"dataset {name!r} not found under {root} ({how}: {why[:300]})",
             hint=f"put the files at {root}/{layout} (torchvision's layout), or set COLDLAB_DATA to a folder that has them",
         ) from None
 

@@ -36,16 +36,17 @@ class DataCheck:
         self.registry, self.on_download = registry, on_download
         self.verdicts: dict[str, str | None] = {}
 
-    def missing(self, spec: dict[str, Any]) -> str | None:
-        """Why the run's data cannot be read, or None when it can."""
+    def missing(self, spec: dict[str, Any]) -> list[str]:
+        """Why the run's data cannot be read: one reason per missing dataset (empty when all are there)."""
+        reasons = []
         for ds in datasets_of(spec):
             full = self.registry.resolve("dataset", ds)
             key = repr(sorted(full.items()))
             if key not in self.verdicts:
                 self.verdicts[key] = self._check(full)
             if self.verdicts[key]:
-                return self.verdicts[key]
-        return None
+                reasons.append(self.verdicts[key])
+        return reasons
 
     def _check(self, full: dict[str, Any]) -> str | None:
         local = {**full, "download": False} if "download" in full else full

@@ -34,7 +34,7 @@ from coldlab.formatting import format_duration, format_number
 from coldlab.home import Home
 from coldlab.plugins import get_registry
 from coldlab.store import get_run, mark, requeue, worker_died
-from coldlab.store.queries import claimable, progress_rows, run_events
+from coldlab.store.queries import claimable, count_runs, progress_rows, run_events
 from coldlab.store.status import RESUMABLE
 
 POLL_S = 0.5
@@ -83,10 +83,10 @@ def enqueue_file(path: str, home: Home, *, only: list[str] | None, smoke_run: bo
             row = get_run(conn, run_id)
             name = escape(spec["name"])
             if row["status"] in ("queued", "skipped"):
-                reason = data.missing(spec)
-                if reason:
-                    mark(conn, run_id, "skipped", reason)
-                    skipped.append((spec["name"], reason))
+                reasons = data.missing(spec)
+                if reasons:
+                    mark(conn, run_id, "skipped", "; ".join(reasons))
+                    skipped += [(spec["name"], reason) for reason in reasons]
                     continue
                 if row["status"] == "skipped" and (row["depends_on"] is None or
                                                    get_run(conn, row["depends_on"])["status"] in ("queued", "running", "finished")):
@@ -157,19 +157,16 @@ class Workers:
         self.starter, self.home, self.ids, self.console = starter, home, ids, console
         self.handles = list(starter.start(home.root, devices, home.logs))
         self.reported: set[int] = set()
-        self.exits: list[str] = []
 
     def alive(self) -> bool:
         return any(h.poll() is None for h in self.handles)
 
     def check(self) -> None:
-        for i, handle in enumerate(list(self.handles)):
+        for handle in list(self.handles):
             code = handle.poll()
             if code is None or id(handle) in self.reported:
                 continue
             self.reported.add(id(handle))
-            if code == 0:
-                continue
             device = getattr(handle, "device", "?")
             pid = getattr(handle, "pid", None)
             why = describe_exit(code)
@@ -181,8 +178,9 @@ class Workers:
                 more = claimable(conn, self.ids) > 0
             finally:
                 conn.close()
+            if not charged and code in (0, 1):  # it ended on its own: the queue was empty (1: a run did not finish)
+                continue
             runs = ", ".join(f"run {run_id} {'queued again' if status == 'queued' else status}" for run_id, status in charged)
-            self.exits.append(f"worker on {device} {why}")
             self.console.print(f"[red]worker on {escape(str(device))} {why}[/red]" + (f" ({runs})" if runs else "")
                                + f"; its log is in {escape(str(self.home.logs))}")
             if charged and more:  # it died holding a run: another worker takes over the queue
@@ -258,14 +256,15 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
     if any(r["status"] == "interrupted" for r in bad):
         console.print(escape(f"continue with: coldlab run {path} --resume" + (f" --home {home.root}" if home != Home.default() else "")))
     finished = len(rows) - len(bad)
-    console.print(escape(f"{finished}/{len(rows)} runs finished" + (f", {len(skipped)} skipped (data missing)" if skipped else "")
+    n_skipped = len({name for name, _ in skipped})
+    console.print(escape(f"{finished}/{len(rows)} runs finished" + (f", {n_skipped} skipped (data missing)" if skipped else "")
                          + f"; store: {home.db}; worker logs: {home.logs}"))
     if bad:
         return 1
     if finished == 0:
         conn = home.connect(readonly=True)
         try:
-            done_before = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone()[0]
+            done_before = count_runs(conn, "finished")
         finally:
             conn.close()
         if not done_before or skipped:
@@ -282,7 +281,7 @@ def run_file(path: str, *, home: Home | str | os.PathLike[str], only: list[str] 
     ``executor`` (a name or table) is the executor plugin that starts the workers (default ``local``).
     """
     home = home if isinstance(home, Home) else Home(home)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # long lines (paths, reasons) stay whole in logs
     try:
         starter = get_registry().build("executor", executor)
     except ColdlabError as err:

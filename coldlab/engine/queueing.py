@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 from coldlab.errors import ColdlabError
 from coldlab.store import enqueue
+from coldlab.store.queries import stored_configs
 
 
 def _stored_specs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None,
@@ -36,13 +37,13 @@ def _stored_specs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[
 def check_queue(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                 where: str = "") -> None:
     """Raise a located ColdlabError if a run of ``runs`` is in the store with other settings."""
-    existing = {(r["study"], r["name"]): r for r in conn.execute("SELECT id, study, name, config FROM runs")}
-    ids = {key: int(r["id"]) for key, r in existing.items()}
+    existing = stored_configs(conn)
+    ids = {key: run_id for key, (run_id, _) in existing.items()}
     for run, spec, _ in _stored_specs(conn, runs, prepare, ids):
-        row = existing.get((spec["study"], spec["name"]))
-        if row is not None and json.loads(row["config"]) != json.loads(json.dumps(spec, sort_keys=True)):
+        found = existing.get((spec["study"], spec["name"]))
+        if found is not None and found[1] != json.loads(json.dumps(spec, sort_keys=True)):
             located = (where, run.experiment) if where else (run.experiment,)
-            raise ColdlabError(f"experiment {run.experiment!r} changed since it was queued as run {row['id']} "
+            raise ColdlabError(f"experiment {run.experiment!r} changed since it was queued as run {found[0]} "
                                f"({spec['study']}/{spec['name']})",
                                hint="rename the experiment, or use another --home for the new settings", where=located)
 

@@ -36,6 +36,7 @@ from coldlab.home import Home, as_home
 from coldlab.plugins import get_registry
 from coldlab.store import (claim, finish, has_evaluation, heartbeat, lease_seconds, record_artifact, record_evaluation, record_metrics,
                            release, waiting, worker_died)
+from coldlab.store.queries import running_workers
 
 WAIT_S = 2.0  # how often an idle worker looks again when queued runs wait for a running one
 MAX_BACKOFF_S = 5.0  # the longest pause between heartbeat retries after store errors
@@ -70,10 +71,10 @@ def reclaim_dead_workers(conn: sqlite3.Connection) -> list[tuple[int, str]]:
     """Count a death for every running run held by a worker process of this host that no longer
     exists (queue it again at once, or fail it after ``max_attempts``); returns (run id, new status)."""
     out = []
-    for row in conn.execute("SELECT DISTINCT worker FROM runs WHERE status = 'running' AND worker IS NOT NULL").fetchall():
-        pid = local_pid(row[0])
+    for worker in running_workers(conn):
+        pid = local_pid(worker)
         if pid is not None and pid != os.getpid() and not process_alive(pid):
-            out += worker_died(conn, row[0], f"worker process {pid} is gone")
+            out += worker_died(conn, worker, f"worker process {pid} is gone")
     return out
 
 

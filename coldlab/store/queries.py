@@ -213,3 +213,25 @@ def run_events(conn: sqlite3.Connection, ids: list[int], after: int = 0) -> list
         out.append({"id": e["id"], "run_id": e["run_id"], "epoch": e["epoch"], "origin": e["origin"], "name": e["name"],
                     "values": values})
     return out
+
+
+def find_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row | None:
+    """The run, or None (``get_run`` raises instead)."""
+    return conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+
+def running_workers(conn: sqlite3.Connection) -> list[str]:
+    """The workers that hold a running run."""
+    return [r[0] for r in conn.execute("SELECT DISTINCT worker FROM runs WHERE status = 'running' AND worker IS NOT NULL")]
+
+
+def count_runs(conn: sqlite3.Connection, status: str | None = None) -> int:
+    if status is None:
+        return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    return int(conn.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0])
+
+
+def stored_configs(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
+    """(study, name) -> (run id, stored spec) of every run."""
+    return {(r["study"], r["name"]): (int(r["id"]), json.loads(r["config"]))
+            for r in conn.execute("SELECT id, study, name, config FROM runs")}

@@ -116,12 +116,13 @@ def heartbeat(conn: sqlite3.Connection, run_id: int, worker: str, *, epoch: int 
     return (row is not None, bool(row and row["cancel_requested"]))
 
 
-def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, error: str | None = None) -> None:
+def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, error: str | None = None, *,
+           now: float | None = None) -> None:
     """End a claimed run as finished, failed, interrupted or cancelled; the attempt's running time is
     added to the run's."""
     if status not in ("finished", "failed", "interrupted", "cancelled"):
         raise ValueError(f"cannot finish a run as {status!r}")
-    now = time.time()
+    now = time.time() if now is None else now
     with transaction(conn):
         conn.execute(
             f"UPDATE runs SET status = ?, error = ?, finished = ?, lease_until = NULL, worker = NULL, "

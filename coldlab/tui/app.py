@@ -357,12 +357,14 @@ class ColdlabApp(App):
         return stopped
 
     def _worker_of(self, run_id: int) -> tuple[str, int] | None:
+        from coldlab.store.queries import find_run
+
         conn = self.store.connect(readonly=True)
         try:
-            row = conn.execute("SELECT worker FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = find_run(conn, run_id)
         finally:
             conn.close()
-        parts = (row[0] or "").split(":") if row else []
+        parts = (row["worker"] or "").split(":") if row else []
         return (parts[0], int(parts[1])) if len(parts) >= 2 and parts[1].isdigit() else None
 
     def action_workers(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from coldlab.formatting import format_eta, format_number  # noqa: F401  (shared with the CLI and the report)
 from coldlab.home import Home, as_home
-from coldlab.store.queries import (eta_seconds, latest_artifact, latest_evaluation_value, latest_metrics, list_runs, recent_values,
+from coldlab.store.queries import (eta_seconds, find_run, latest_artifact, latest_evaluation_value, latest_metrics, list_runs, recent_values,
                                    training_evaluation_values)
 
 SERIES = ("train_loss", "val_loss", "fid", "classifier-fid")
@@ -120,7 +120,7 @@ def log_tail(home: Path | Home, run_id: int, lines: int = 12) -> list[str]:
 
 def load_detail(conn: sqlite3.Connection, home: Path | Home, run_id: int) -> RunDetail | None:
     home = as_home(home)
-    r = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    r = find_run(conn, run_id)
     if r is None:
         return None
     stored = latest_artifact(conn, run_id, "grid")

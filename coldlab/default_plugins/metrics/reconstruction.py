@@ -25,15 +25,11 @@ from coldlab.components.metric import Metric, MetricValue, ReconstructionBatch
 
 @dataclasses.dataclass
 class ReconstructionParams:
-    t: list[int] = param([], "steps to degrade to and reconstruct from (empty: use levels)", min=0)
-    levels: list[float] = param([0.5], "steps as fractions of T, used when t is empty", min=0, max=1)
+    t: list[int] = param([], "steps to degrade to and reconstruct from (empty: use levels)", min=1)
+    levels: list[float] = param([0.5], "steps as fractions of T, used when t is empty", gt=0, max=1)
     images: int = param(1000, "test images to reconstruct (0: the whole test set; 002 used all 10000)", min=0)
 
     def __post_init__(self) -> None:
-        if any(not 0 < level <= 1 for level in self.levels):
-            raise ValueError("levels must lie in (0, 1]")
-        if any(t < 1 for t in self.t):
-            raise ValueError("t must be at least 1")
         if not self.t and not self.levels:
             raise ValueError("give t or levels")
 

@@ -33,20 +33,12 @@ class GaussianMaskDegradation(Degradation):
 
     @dataclasses.dataclass
     class Params:
-        T: int = param(50, "number of steps")
-        beta_start: float = param(1.0, "variance (pixels^2) of the first step's Gaussian")
-        beta_step: float = param(0.1, "how much the variance grows per step")
-        centre_y: float = param(0.5, "mask centre, as a fraction of the height (0 top, 1 bottom)")
-        centre_x: float = param(0.5, "mask centre, as a fraction of the width (0 left, 1 right)")
+        T: int = param(50, "number of steps", min=1)
+        beta_start: float = param(1.0, "variance (pixels^2) of the first step's Gaussian", gt=0)
+        beta_step: float = param(0.1, "how much the variance grows per step", min=0)
+        centre_y: float = param(0.5, "mask centre, as a fraction of the height (0 top, 1 bottom)", min=0, max=1)
+        centre_x: float = param(0.5, "mask centre, as a fraction of the width (0 left, 1 right)", min=0, max=1)
         fill: float = param(0.0, "the value masked pixels fade to (0: mid-grey for coldlab's value ranges)")
-
-        def __post_init__(self) -> None:  # runs when coldlab validates a config, before any training
-            if self.T < 1:
-                raise ValueError(f"T must be at least 1, got {self.T}")
-            if self.beta_start <= 0 or self.beta_step < 0:
-                raise ValueError("beta_start must be > 0 and beta_step >= 0")
-            if not (0 <= self.centre_x <= 1 and 0 <= self.centre_y <= 1):
-                raise ValueError(f"centre_x and centre_y are fractions in [0, 1], got {self.centre_x}, {self.centre_y}")
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)

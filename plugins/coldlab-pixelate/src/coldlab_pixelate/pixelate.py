@@ -23,8 +23,8 @@ class PixelateDegradation(SizedDegradation):
 
     @dataclasses.dataclass
     class Params:
-        pixels_per_step: int = param(1, "d: pixels taken off each side length per step")
-        final_size: int = param(4, "the smallest side length, reached at t = T")
+        pixels_per_step: int = param(1, "d: pixels taken off each side length per step", min=1)
+        final_size: int = param(4, "the smallest side length, reached at t = T", min=1)
         downsample: Literal["area", "nearest"] = param("area", "how the image is shrunk: block averages or nearest pixels")
 
         def __post_init__(self) -> None:  # runs when coldlab validates a config, before any training

@@ -18,15 +18,13 @@ class SigmoidSchedule(Schedule):
 
     @dataclasses.dataclass
     class Params:
-        T: int = param(1000, "number of steps")
-        beta_min: float = param(1e-4, "the betas' lower asymptote")
-        beta_max: float = param(0.02, "the betas' upper asymptote")
+        T: int = param(1000, "number of steps", min=1)
+        beta_min: float = param(1e-4, "the betas' lower asymptote", min=0)
+        beta_max: float = param(0.02, "the betas' upper asymptote", gt=0)
         start: float = param(-6.0, "sigmoid input at t = 1")
         end: float = param(6.0, "sigmoid input at t = T")
 
         def __post_init__(self) -> None:
-            if self.T < 1:
-                raise ValueError(f"T must be at least 1, got {self.T}")
             if not 0 <= self.beta_min <= self.beta_max < 1:
                 raise ValueError(f"need 0 <= beta_min <= beta_max < 1, got {self.beta_min}, {self.beta_max}")
 
@@ -43,9 +41,9 @@ class PixelGaussianPrior(Prior):
 
     @dataclasses.dataclass
     class Params:
-        max_images: int = param(10000, "fit on at most this many training images")
-        min_std: float = param(1e-3, "floor of every pixel's std (a pixel constant in the data still varies)")
-        seed: int = param(0, "seed of the degradation noise drawn while fitting")
+        max_images: int = param(10000, "fit on at most this many training images", min=1)
+        min_std: float = param(1e-3, "floor of every pixel's std (a pixel constant in the data still varies)", gt=0)
+        seed: int = param(0, "seed of the degradation noise drawn while fitting", min=0)
 
         def __post_init__(self) -> None:
             if self.max_images < 2:
