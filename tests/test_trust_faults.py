@@ -22,22 +22,9 @@ from coldlab.engine.worker import StoreReporter, run_one
 from coldlab.home import Home
 from coldlab.plugins import get_registry
 from coldlab.store import claim, connect, enqueue, finish, get_run, heartbeat, requeue, running_seconds, worker_died
+from test_engine import TOML as ENGINE_TOML
 
-TOML = """
-[defaults]
-dataset = { name = "synthetic", train = 96, test = 16, size = 16 }
-network = { name = "cnn", channels = [8, 8], time_hidden = [16] }
-train = { epochs = 2, batch_size = 16, log_every = 2, val_fraction = 0.25 }
-eval = { every = 1, grid = 4 }
-
-[[experiment]]
-study = "tiny"
-name = "ddpm"
-degradation = { name = "gaussian", schedule = { name = "linear", T = 20 } }
-sampler = "ddpm"
-"""
-
-MARKER = "COLDLAB_PWNED_MARKER"
+TOML = ENGINE_TOML[: ENGINE_TOML.index('[[experiment]]\nstudy = "tiny"\nname = "zoom"')]  # its ddpm experiment only
 
 
 class Payload:

@@ -9,7 +9,7 @@ from typing import Any
 
 from coldlab.errors import ColdlabError
 from coldlab.store.connection import transaction
-from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, STATUSES, lease_seconds
+from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, ENDED, STATUSES, lease_seconds
 
 # the running time of the attempt under way, added to run_seconds when it ends (at its last heartbeat
 # when its worker died)
@@ -120,7 +120,7 @@ def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, erro
            now: float | None = None) -> None:
     """End a claimed run as finished, failed, interrupted or cancelled; the attempt's running time is
     added to the run's."""
-    if status not in ("finished", "failed", "interrupted", "cancelled"):
+    if status not in ENDED:
         raise ValueError(f"cannot finish a run as {status!r}")
     now = time.time() if now is None else now
     with transaction(conn):
