@@ -89,12 +89,14 @@ def describe_exit(code: int) -> str:
 
 
 def describe_os_error(err: OSError) -> str:
-    """A failed write as one line: what, where, and what to do."""
+    """A failed file operation (disk full, permissions, a missing file) as one line: what, where, what to do."""
     what = err.strerror or str(err)
     where = f" {err.filename}" if err.filename else ""
-    hint = "free some disk space, then coldlab run FILE --resume" if err.errno in (errno.ENOSPC, errno.EDQUOT) else \
-        "check the folder's permissions and free space, then coldlab run FILE --resume"
-    return f"could not write{where}: {what} (hint: {hint})"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"could not write{where}: {what} (hint: free some disk space, then coldlab run FILE --resume)"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"could not write{where}: {what} (hint: check the folder's permissions, then coldlab run FILE --resume)"
+    return f"file error{where}: {what} (hint: check that the file and its folder exist, then coldlab run FILE --resume)"
 
 
 class StoreReporter(Reporter):
