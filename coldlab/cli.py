@@ -52,7 +52,8 @@ def _run(args: argparse.Namespace) -> int:
     from coldlab.engine.launcher import run_file
 
     return run_file(args.file, home=_home(args), only=args.only, smoke_run=args.smoke, epochs=args.epochs,
-                    workers=args.workers, device=args.device, resume=args.resume, executor=args.executor)
+                    workers=args.workers, device=args.device, resume=args.resume, executor=args.executor,
+                    max_attempts=args.max_attempts)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -158,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help=home_help)
     p.add_argument("--resume", action="store_true", help="continue interrupted, failed or cancelled runs")
     p.add_argument("--executor", default="local", metavar="NAME", help="executor plugin that starts the workers (default: local)")
+    p.add_argument("--max-attempts", type=_positive, default=3, metavar="N",
+                   help="a new run whose worker process dies N times fails (default: 3)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")

@@ -135,11 +135,11 @@ def test_cancel_checkpoints_and_stops(tmp_path):
 def test_cli_run_ls_show_end_to_end(tmp_path):
     (tmp_path / "exp.toml").write_text(TOML)
     home = tmp_path / "home"
-    out = cli("run", str(tmp_path / "exp.toml"), "--home", str(home), "--smoke", timeout=300)
+    out = cli("run", str(tmp_path / "exp.toml"), "--home", str(home), "--smoke", timeout=1800)
     assert out.returncode == 0, out.stderr
     assert "2/2 runs finished" in out.stderr
     # stderr is not a terminal here (as under nohup, sbatch or CI): one plain line per epoch and evaluation, no bars
-    assert "ddpm-smoke: epoch 1/1 train_loss" in out.stderr and "zoom-smoke: evaluation at epoch 1" in out.stderr
+    assert "ddpm-smoke: epoch 1/1 train_loss" in out.stderr and "zoom-smoke: epoch 1/1 train_loss" in out.stderr
     assert "zoom-smoke: finished in" in out.stderr and "━" not in out.stderr
     runs = json.loads(cli("ls", "--home", str(home), "--json").stdout)
     assert [(r["name"], r["status"]) for r in runs] == [("ddpm-smoke", "finished"), ("zoom-smoke", "finished")]
@@ -171,7 +171,7 @@ def test_killed_worker_run_is_requeued_and_completes_without_duplicates(tmp_path
     env = {"COLDLAB_LEASE_S": "2"}
     worker = subprocess.Popen([sys.executable, "-m", "coldlab", "worker", "--home", str(home)], env={**os.environ, **env},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 900
     while time.time() < deadline and len(metric_series(conn, run_id).get("train_loss", [])) < 2:
         time.sleep(0.05)
     worker.send_signal(signal.SIGKILL)
@@ -179,7 +179,7 @@ def test_killed_worker_run_is_requeued_and_completes_without_duplicates(tmp_path
     killed_at = len(metric_series(conn, run_id)["train_loss"])
     assert 2 <= killed_at < 6 and get_run(conn, run_id)["status"] == "running"
     # no wait for the lease: the next worker on this host sees the dead worker's process is gone
-    done = cli("worker", "--home", str(home), env=env, timeout=300)
+    done = cli("worker", "--home", str(home), env=env, timeout=1800)
     assert done.returncode == 0, done.stderr
     row = get_run(conn, run_id)
     assert row["status"] == "finished" and row["attempts"] == 2 and row["deaths"] == 1
@@ -192,11 +192,11 @@ def test_killed_worker_run_is_requeued_and_completes_without_duplicates(tmp_path
 
 def test_ctrl_c_interrupts_and_resume_continues(tmp_path):
     path = tmp_path / "exp.toml"
-    path.write_text(TOML.replace("train = 96", "train = 3000").replace("epochs = 2", "epochs = 30"))
+    path.write_text(TOML.replace("train = 96", "train = 3000").replace("epochs = 2", "epochs = 12"))
     home = tmp_path / "home"
     proc = subprocess.Popen([sys.executable, "-m", "coldlab", "run", str(path), "--home", str(home), "--only", "zoom"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 900
     while time.time() < deadline:
         time.sleep(0.1)
         if (home / "coldlab.db").exists():
@@ -207,18 +207,18 @@ def test_ctrl_c_interrupts_and_resume_continues(tmp_path):
             if rows and rows[0]["status"] == "running" and rows[0]["epoch"] >= 1:
                 break
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=900)
     assert proc.returncode == 1, err
     assert "interrupted" in err and "--resume" in err
     conn = connect(home / "coldlab.db")
     row = conn.execute("SELECT * FROM runs").fetchone()
-    assert row["status"] == "interrupted" and row["epoch"] < 30
+    assert row["status"] == "interrupted" and row["epoch"] < 12
     assert checkpoints(home / "runs" / f"{row['id']:05d}")
     skipped = cli("run", str(path), "--home", str(home), "--only", "zoom")
     assert "pass --resume" in skipped.stderr
-    resumed = cli("run", str(path), "--home", str(home), "--only", "zoom", "--resume", timeout=300)
+    resumed = cli("run", str(path), "--home", str(home), "--only", "zoom", "--resume", timeout=1800)
     assert resumed.returncode == 0, resumed.stderr
-    assert [p["step"] for p in metric_series(conn, row["id"])["train_loss"]] == list(range(1, 31))
+    assert [p["step"] for p in metric_series(conn, row["id"])["train_loss"]] == list(range(1, 13))
 
 
 def test_out_of_memory_fails_that_run_with_a_hint_and_the_worker_moves_on(tmp_path, monkeypatch):

@@ -81,10 +81,12 @@ def test_cli_eval_stores_a_new_evaluation_with_another_sampler(tmp_path):
     (tmp_path / "exp.toml").write_text(EVAL_TOML)
     home = str(tmp_path / "home")
     env = {"TORCH_HOME": str(tmp_path / "torch")}
-    out = cli("run", str(tmp_path / "exp.toml"), "--home", home, "--only", "ddpm", env=env, timeout=300)
+    out = cli("run", str(tmp_path / "exp.toml"), "--home", home, "--only", "ddpm", env=env, timeout=1800)
     assert out.returncode == 0, out.stderr
+    # stderr is not a terminal: each evaluation is one plain line with its values
+    assert "run 1 ddpm: evaluation at epoch 1: classifier-fid " in out.stderr and "fid unavailable" in out.stderr
     out = cli("eval", "1", "--home", home, "--metrics", "classifier-fid", "sampling-cost", "--sampler", "ddim",
-              "--steps", "4", "--checkpoint", "1", "--json", env=env, timeout=300)
+              "--steps", "4", "--checkpoint", "1", "--json", env=env, timeout=1800)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["epoch"] == 1 and result["sampler"]["name"] == "ddim" and result["sampler"]["steps"] == 4
@@ -102,7 +104,7 @@ def test_cli_eval_stores_a_new_evaluation_with_another_sampler(tmp_path):
     assert "unavailable: no Inception weights offline" in shown and "eval" in shown
     # the same weights evaluated again give the same number
     again = json.loads(cli("eval", "1", "--home", home, "--metrics", "classifier-fid", "--sampler", "ddim", "--steps", "4",
-                           "--checkpoint", "1", "--json", env=env, timeout=300).stdout)
+                           "--checkpoint", "1", "--json", env=env, timeout=1800).stdout)
     assert again["results"][0]["value"] == by_name["classifier-fid"]["value"]
     for args, message in ((["--checkpoint", "7"], "--checkpoint: run 1 has no weights for epoch 7 (hint: epochs with weights: 1, 2)"),
                           (["--sampler", "cold-naive", "--steps", "0"], "argument --steps: must be at least 1, got 0"),

@@ -56,11 +56,11 @@ def exported(tmp_path_factory):
     home, out = folder / "home", folder / "out"
     (folder / "study.toml").write_text(STUDY)
     env = {"COLDLAB_INCEPTION_WEIGHTS": "", "TORCH_HOME": str(folder / "no-hub")}
-    run = cli("run", str(folder / "study.toml"), "--home", str(home), env=env, timeout=600)
+    run = cli("run", str(folder / "study.toml"), "--home", str(home), env=env, timeout=3600)
     assert run.returncode == 0, run.stderr[-3000:]
-    again = cli("eval", "1", "--home", str(home), "--sampler", "ddim", "--steps", "5", "--metrics", "test-loss", env=env, timeout=300)
+    again = cli("eval", "1", "--home", str(home), "--sampler", "ddim", "--steps", "5", "--metrics", "test-loss", env=env, timeout=1800)
     assert again.returncode == 0, again.stderr[-2000:]
-    done = cli("export", "--home", str(home), "--out", str(out), env=env, timeout=600)
+    done = cli("export", "--home", str(home), "--out", str(out), env=env, timeout=3600)
     assert done.returncode == 0, done.stderr[-3000:]
     conn = sqlite3.connect(home / "coldlab.db")
     conn.row_factory = sqlite3.Row
@@ -179,7 +179,7 @@ def test_the_html_report_is_self_contained_and_references_everything(exported):
 def test_a_selection_exports_only_what_was_asked(exported, tmp_path):
     out = tmp_path / "one"
     done = cli("export", "--home", str(exported.home), "--out", str(out), "--study", "other", "--format", "md,json",
-               "--no-model-figures", timeout=300)
+               "--no-model-figures", timeout=1800)
     assert done.returncode == 0, done.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["study"] for s in manifest["studies"]] == ["other"]
@@ -193,7 +193,7 @@ def test_a_selection_exports_only_what_was_asked(exported, tmp_path):
     (["--format", "pdf"], "--format: unknown format 'pdf'"),
 ])
 def test_bad_selections_are_one_line_errors(exported, tmp_path, args, message):
-    done = cli("export", "--home", str(exported.home), "--out", str(tmp_path / "x"), *args, timeout=120)
+    done = cli("export", "--home", str(exported.home), "--out", str(tmp_path / "x"), *args, timeout=900)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
@@ -202,9 +202,9 @@ def test_an_empty_store_is_a_clear_error(tmp_path):
     from coldlab.store import connect
 
     connect(tmp_path / "coldlab.db").close()
-    done = cli("export", "--home", str(tmp_path), "--out", str(tmp_path / "x"), timeout=120)
+    done = cli("export", "--home", str(tmp_path), "--out", str(tmp_path / "x"), timeout=900)
     assert done.returncode == 2 and "nothing to export" in done.stderr and "Traceback" not in done.stderr
-    missing = cli("export", "--home", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), timeout=120)
+    missing = cli("export", "--home", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x"), timeout=900)
     assert missing.returncode == 2 and "no store at" in missing.stderr
 
 

@@ -154,10 +154,10 @@ def test_coldlab_eval_sweeps_the_guidance_scale_and_w0_matches_unguided(tmp_path
 
     _, path = _spec(tmp_path, train=", label_dropout = 0.2", eval=', metrics = [{ name = "classifier-fid", epochs = 1 }]')
     home = tmp_path / "home"
-    assert cli("run", str(path), "--home", str(home), timeout=300).returncode == 0
+    assert cli("run", str(path), "--home", str(home), timeout=1800).returncode == 0
     values = {}
     for args in ([], ["--guidance", "0"], ["--guidance", "3", "--class", "1"]):
-        out = cli("eval", "1", "--home", str(home), "--json", *args, timeout=300)
+        out = cli("eval", "1", "--home", str(home), "--json", *args, timeout=1800)
         assert out.returncode == 0, out.stderr
         data = json.loads(out.stdout)
         values[" ".join(args)] = data["results"][0]["value"]
@@ -181,7 +181,7 @@ def test_a_guidance_sweep_after_training_is_stored_tabled_and_plotted(tmp_path):
                     eval=', metrics = [{ name = "classifier-fid", epochs = 1 }, { name = "class-histogram", epochs = 1 }], '
                          'guidance_sweep = [0, 1, 3]')
     home, out = tmp_path / "home", tmp_path / "out"
-    run = cli("run", str(path), "--home", str(home), timeout=300)
+    run = cli("run", str(path), "--home", str(home), timeout=1800)
     assert run.returncode == 0, run.stderr
     evals = json.loads(cli("show", "1", "--home", str(home), "--json").stdout)["evaluations"]
     sweep = {e["settings"]["guidance_scale"]: e for e in evals if e["origin"] == "guidance"}
@@ -191,7 +191,7 @@ def test_a_guidance_sweep_after_training_is_stored_tabled_and_plotted(tmp_path):
         else e["values"]["classifier-fid"]["value"]
     assert fid(sweep[0.0]) == fid(training[0])  # w = 0 is the unguided evaluation, to the bit
     assert fid(sweep[3.0]) != fid(sweep[0.0])
-    done = cli("export", "--home", str(home), "--out", str(out), "--no-model-figures", timeout=300)
+    done = cli("export", "--home", str(home), "--out", str(out), "--no-model-figures", timeout=1800)
     assert done.returncode == 0, done.stderr
     rows = {r["experiment"]: r for r in csv.DictReader(io.StringIO((out / "table-cfg.csv").read_text()))}
     assert {"guided", "guided (w=0)", "guided (w=1)", "guided (w=3)"} <= set(rows)

@@ -228,7 +228,7 @@ def test_a_dependent_run_waits_for_its_dependency_and_is_skipped_when_it_fails(t
 def test_latent_diffusion_runs_end_to_end_through_coldlab_run(tmp_path):
     path = write(tmp_path)
     home = tmp_path / "home"
-    out = cli("run", str(path), "--home", str(home), timeout=300)
+    out = cli("run", str(path), "--home", str(home), timeout=1800)
     assert out.returncode == 0, out.stderr[-2000:]
     runs = {r["name"]: r for r in json.loads(cli("ls", "--home", str(home), "--json").stdout)}
     assert runs["vae"]["status"] == runs["ldm"]["status"] == "finished"

@@ -43,7 +43,7 @@ def test_plugin_packages_import_only_the_public_api(package):
 
 def test_coldlab_plugins_lists_the_installed_packages_with_their_versions():
     env = {k: v for k, v in os.environ.items() if k != "COLDLAB_LOAD_PLUGINS"}
-    out = subprocess.run([sys.executable, "-m", "coldlab", "plugins", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "coldlab", "plugins", "--json"], capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stderr
     listed = {p["package"]: p for p in json.loads(out.stdout)["plugins"]}
     for package in PACKAGES:
@@ -51,7 +51,7 @@ def test_coldlab_plugins_lists_the_installed_packages_with_their_versions():
         assert project["name"] in listed, f"{project['name']} is not installed: pip install -e {package.relative_to(REPO)}"
         info = listed[project["name"]]
         assert info["version"] == project["version"] and info["error"] is None and info["components"]
-    table = subprocess.run([sys.executable, "-m", "coldlab", "plugins"], capture_output=True, text=True, env=env, timeout=120)
+    table = subprocess.run([sys.executable, "-m", "coldlab", "plugins"], capture_output=True, text=True, env=env, timeout=900)
     assert "coldlab-pixelate" in table.stdout and "pixelate" in table.stdout and "sigmoid" in table.stdout
 
 

@@ -77,9 +77,9 @@ def test_two_workers_never_claim_the_same_run(db):
     procs = [ctx.Process(target=_claim_all, args=(str(db), f"w{k}", out)) for k in range(3)]
     for p in procs:
         p.start()
-    results = [out.get(timeout=60) for _ in procs]
+    results = [out.get(timeout=600) for _ in procs]
     for p in procs:
-        p.join(timeout=60)
+        p.join(timeout=600)
     claimed = [i for r in results for i in r]
     assert sorted(claimed) == list(range(1, 61))  # every run once, none twice
     assert {r["worker"] for r in list_runs(conn)} <= {"w0", "w1", "w2"}

@@ -72,7 +72,7 @@ def test_coldlab_eval_refuses_planted_weights_in_one_line(tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"model": Payload(marker), "epoch": 1, "step": 1}, folder / "weights-0001.pt")
     out = subprocess.run([sys.executable, "-m", "coldlab", "eval", str(run_id), "--home", str(home.root)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=1800)
     assert out.returncode == 2 and "Traceback" not in out.stderr and out.stderr.count("\n") == 1, out.stderr
     assert "refused to load" in out.stderr and not marker.exists()
 
@@ -206,7 +206,7 @@ def plugin_env(tmp_path, monkeypatch):
     yield use
 
 
-def test_a_poison_run_fails_after_three_worker_deaths_and_the_others_finish(tmp_path, plugin_env, capfd):
+def test_a_poison_run_fails_after_max_attempts_worker_deaths_and_the_others_finish(tmp_path, plugin_env, capfd):
     from coldlab.engine.launcher import run_file
 
     plugin_env("poison-plugin", "poison_plugin", POISON)
@@ -220,13 +220,13 @@ degradation = { name = "gaussian", schedule = { name = "linear", T = 20 } }
 sampler = "ddpm"
 """)
     home = Home(tmp_path / "home")
-    code = run_file(str(path), home=home)
+    code = run_file(str(path), home=home, max_attempts=2)  # `coldlab run --max-attempts 2`
     err = capfd.readouterr().err
     conn = home.connect(readonly=True)
     rows = {r["name"]: r for r in conn.execute("SELECT * FROM runs")}
-    assert rows["poison"]["status"] == "failed" and rows["poison"]["error"] == "worker died 3 times (last: killed by SIGSEGV)"
+    assert rows["poison"]["status"] == "failed" and rows["poison"]["error"] == "worker died 2 times (last: killed by SIGSEGV)"
     assert rows["ddpm"]["status"] == "finished"
-    assert code == 1 and err.count("killed by SIGSEGV") >= 3 and "Traceback" not in err
+    assert code == 1 and err.count("killed by SIGSEGV") >= 2 and "Traceback" not in err
 
 
 def test_a_broken_plugin_is_reported_by_coldlab_plugins_only(tmp_path, plugin_env):

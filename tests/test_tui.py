@@ -299,7 +299,7 @@ async def test_a_worker_started_from_the_dashboard_trains_and_outlives_it(tmp_pa
         app.start_worker("cpu")
         handle = app.workers_started[0]
         assert os.getsid(handle.proc.pid) != os.getsid(0)  # its own session: closing the dashboard does not stop it
-    assert handle.proc.wait(timeout=120) == 0
+    assert handle.proc.wait(timeout=900) == 0
     assert conn.execute("SELECT status FROM runs WHERE name = 'tiny'").fetchone()[0] == "finished"
     tail = load_snapshot(tmp_path, 1).detail.log_tail
     assert "claimed by" in tail[0] and any("train_loss" in line for line in tail) and tail[-1].endswith("finished")
@@ -320,7 +320,7 @@ async def test_stopping_a_device_interrupts_its_worker_and_the_run_can_resume(tm
                 break
         await settle(pilot, app)
         assert app.stop_workers("cpu") >= 1
-    assert app.workers_started[0].proc.wait(timeout=120) is not None
+    assert app.workers_started[0].proc.wait(timeout=900) is not None
     status, epoch = conn.execute("SELECT status, epoch FROM runs WHERE id = 1").fetchone()
     assert status == "interrupted" and epoch < 50
 

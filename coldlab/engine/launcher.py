@@ -35,7 +35,7 @@ from coldlab.home import Home
 from coldlab.plugins import get_registry
 from coldlab.store import get_run, mark, requeue, worker_died
 from coldlab.store.queries import claimable, count_runs, progress_rows, run_events
-from coldlab.store.status import RESUMABLE
+from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, RESUMABLE
 
 POLL_S = 0.5
 
@@ -63,7 +63,7 @@ def _held_elsewhere(row: sqlite3.Row) -> str:
 
 
 def enqueue_file(path: str, home: Home, *, only: list[str] | None, smoke_run: bool, epochs: int | None,
-                 resume: bool, console: Console) -> tuple[list[int], list[tuple[str, str]]]:
+                 resume: bool, console: Console, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> tuple[list[int], list[tuple[str, str]]]:
     """Validate the whole file, queue its runs and check their data; returns the ids this invocation
     waits for and (run name, reason) of the runs skipped because their data cannot be had."""
     runs = load_experiments(path, only=only)
@@ -79,7 +79,7 @@ def enqueue_file(path: str, home: Home, *, only: list[str] | None, smoke_run: bo
     try:
         for run_id, status in reclaim_dead_workers(conn):
             console.print(f"run {run_id}: its worker process is gone; " + ("queued again" if status == "queued" else status))
-        for run, spec, run_id, _ in list(queue_runs(conn, runs, prepare, where=path)):
+        for run, spec, run_id, _ in list(queue_runs(conn, runs, prepare, where=path, max_attempts=max_attempts)):
             row = get_run(conn, run_id)
             name = escape(spec["name"])
             if row["status"] in ("queued", "skipped"):
@@ -275,7 +275,7 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
 
 def run_file(path: str, *, home: Home | str | os.PathLike[str], only: list[str] | None = None, smoke_run: bool = False,
              epochs: int | None = None, workers: int | None = None, device: str | None = None, resume: bool = False,
-             executor: str | dict[str, Any] = "local") -> int:
+             executor: str | dict[str, Any] = "local", max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> int:
     """The ``coldlab run`` command; returns the exit code (see the module's docstring).
 
     ``executor`` (a name or table) is the executor plugin that starts the workers (default ``local``).
@@ -286,7 +286,8 @@ def run_file(path: str, *, home: Home | str | os.PathLike[str], only: list[str] 
         starter = get_registry().build("executor", executor)
     except ColdlabError as err:
         raise err.at("--executor") from None
-    ids, skipped = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console)
+    ids, skipped = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console,
+                                max_attempts=max_attempts)
     if not ids:
         if skipped:
             return summarise(home, [], skipped, path, console)

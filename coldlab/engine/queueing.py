@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 from coldlab.errors import ColdlabError
 from coldlab.store import enqueue
 from coldlab.store.queries import stored_configs
+from coldlab.store.status import DEFAULT_MAX_ATTEMPTS
 
 
 def _stored_specs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None,
@@ -49,15 +50,17 @@ def check_queue(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[di
 
 
 def queue_runs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-               where: str = "") -> Iterator[tuple[Any, dict[str, Any], int, bool]]:
+               where: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Iterator[tuple[Any, dict[str, Any], int, bool]]:
     """Check, then enqueue resolved runs, autoencoder runs first, so that each latent diffusion run
     records the id of the autoencoder run it loads and waits for; yields (run, stored spec, id,
-    created). ``prepare`` turns a spec into the one stored (``--smoke``, ``--epochs``)."""
+    created). ``prepare`` turns a spec into the one stored (``--smoke``, ``--epochs``); a new run fails once
+    its worker process died ``max_attempts`` times."""
     check_queue(conn, runs, prepare, where)
     ids: dict[tuple[str, str], int] = {}
     for run in sorted(runs, key=lambda r: r.kind != "autoencoder"):
         (_, spec, depends_on), = _stored_specs(conn, [run], prepare, ids)
-        run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on)
+        run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on,
+                                  max_attempts=max_attempts)
         if run.kind == "autoencoder":
             ids[(run.study, run.name)] = run_id
         yield run, spec, run_id, created
