@@ -261,3 +261,17 @@ def test_blur_refuses_a_kernel_wider_than_small_latents_allow():
     narrow = registry.build("degradation", {"name": "blur", "kernel_size": 9})
     narrow.prepare(DataContext(shape=(2, 4, 4), load=None))
     assert narrow.degrade(torch.rand(2, 2, 4, 4), narrow.T).shape == (2, 2, 4, 4)
+
+
+def test_queueing_a_latent_study_again_finds_its_stored_runs(tmp_path):
+    """The second `coldlab run --smoke` of a latent study: the stored latent run names its autoencoder run by id,
+    under the autoencoder's stored (smoke) name; nothing counts as changed and nothing is queued twice."""
+    from coldlab.engine.budget import smoke
+    from coldlab.engine.queueing import queue_runs
+
+    conn = connect(tmp_path / "coldlab.db")
+    runs = load_experiments(write(tmp_path))
+    first = list(queue_runs(conn, runs, smoke))
+    again = list(queue_runs(conn, runs, smoke))
+    assert [(r[2], r[3]) for r in first] == [(1, True), (2, True)] and [(r[2], r[3]) for r in again] == [(1, False), (2, False)]
+    assert again[1][1]["latent"]["run_id"] == 1

@@ -39,7 +39,10 @@ def check_queue(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[di
                 where: str = "") -> None:
     """Raise a located ColdlabError if a run of ``runs`` is in the store with other settings."""
     existing = stored_configs(conn)
-    ids = {key: run_id for key, (run_id, _) in existing.items()}
+    ids: dict[tuple[str, str], int] = {}  # (study, experiment run name) -> id of the autoencoder run in the store
+    for run, spec, _ in _stored_specs(conn, [r for r in runs if r.kind == "autoencoder"], prepare, ids):
+        if (spec["study"], spec["name"]) in existing:  # stored under its prepared name (e.g. NAME-smoke)
+            ids[(run.study, run.name)] = existing[(spec["study"], spec["name"])][0]
     for run, spec, _ in _stored_specs(conn, runs, prepare, ids):
         found = existing.get((spec["study"], spec["name"]))
         if found is not None and found[1] != json.loads(json.dumps(spec, sort_keys=True)):
