@@ -124,26 +124,32 @@ class Watcher:
         self.last_event = 0
 
     def plain(self) -> None:
-        """Lines for what happened since the last call (no bars: stderr is a file or a pipe)."""
+        """Lines for what happened since the last call (no bars: stderr is a file or a pipe): a run
+        starting, its epochs, its evaluations, then how it ended."""
         stamp = time.strftime("%H:%M:%S")
-        for r in progress_rows(self.conn, self.ids):
+
+        def say(text: str) -> None:
+            self.console.print(escape(f"{stamp} {text}"), highlight=False)
+
+        rows = progress_rows(self.conn, self.ids)
+        for r in rows:
             label = f"run {r['id']} {r['name']}"
             if r["status"] == "running" and self.seen_status.get(r["id"]) != "running":
-                self.console.print(escape(f"{stamp} {label}: running on {r['device']} (attempt {r['attempts']})"), highlight=False)
+                say(f"{label}: running on {r['device']} (attempt {r['attempts']})")
             if r["finished_epoch"] is not None and r["finished_epoch"] > self.seen_epoch.get(r["id"], 0):
                 self.seen_epoch[r["id"]] = r["finished_epoch"]
                 losses = ", ".join(f"{k} {format_number(r[k])}" for k in ("train_loss", "val_loss") if r[k] is not None)
-                self.console.print(escape(f"{stamp} {label}: epoch {r['finished_epoch']}/{r['epochs']} {losses}"), highlight=False)
-            if r["status"] not in ("queued", "running") and self.seen_status.get(r["id"]) != r["status"]:
-                took = format_duration(r["run_seconds"]) if r["run_seconds"] else ""
-                self.console.print(escape(f"{stamp} {label}: {r['status']}" + (f" in {took}" if took else "")
-                                          + (f": {r['error']}" if r["error"] and r["status"] != "finished" else "")), highlight=False)
-            self.seen_status[r["id"]] = r["status"]
+                say(f"{label}: epoch {r['finished_epoch']}/{r['epochs']} {losses}")
         for e in run_events(self.conn, self.ids, self.last_event):
             self.last_event = e["id"]
             shown = ", ".join(f"{k} {format_number(v) if v is not None else 'unavailable'}" for k, v in e["values"].items())
-            self.console.print(escape(f"{stamp} run {e['run_id']} {e['name']}: evaluation at epoch {e['epoch']}: {shown}"),
-                               highlight=False)
+            say(f"run {e['run_id']} {e['name']}: evaluation at epoch {e['epoch']}: {shown}")
+        for r in rows:
+            if r["status"] not in ("queued", "running") and self.seen_status.get(r["id"]) != r["status"]:
+                took = format_duration(r["run_seconds"]) if r["run_seconds"] else ""
+                say(f"run {r['id']} {r['name']}: {r['status']}" + (f" in {took}" if took else "")
+                    + (f": {r['error']}" if r["error"] and r["status"] != "finished" else ""))
+            self.seen_status[r["id"]] = r["status"]
 
     def close(self) -> None:
         self.conn.close()
