@@ -74,3 +74,14 @@ def test_image_folder(registry, tmp_path):
     assert test.shape == (2, 3, 16, 16)
     with pytest.raises(ColdlabError, match="does not exist"):
         registry.build("dataset", {"name": "image-folder", "path": str(tmp_path / "nope")}).load("train")
+
+
+@needs_mnist
+def test_the_dataset_cache_follows_the_data_root(registry, tmp_path, monkeypatch):
+    from coldlab.engine.data import load_dataset
+
+    offline = {"name": "mnist", "download": False}
+    assert load_dataset(registry, offline, "test")[0].shape[0] == 10000  # now cached in this process
+    monkeypatch.setenv("COLDLAB_DATA", str(tmp_path / "empty"))
+    with pytest.raises(ColdlabError, match="dataset 'mnist' not found under"):
+        load_dataset(registry, offline, "test")

@@ -191,9 +191,6 @@ def test_quick_commands_do_not_import_torch(tmp_path, command):
 
 
 def test_missing_data_offline_says_what_to_put_where_and_exits_1(tmp_path, capsys, monkeypatch):
-    from coldlab.engine import data
-
-    monkeypatch.setattr(data, "_CACHE", {})
     monkeypatch.setenv("COLDLAB_DATA", str(tmp_path / "no-data"))
     path = tmp_path / "exp.toml"
     path.write_text(BASE.replace('{ name = "synthetic", train = 64, test = 16, size = 16 }', '"mnist"') + experiment())

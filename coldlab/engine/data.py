@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from coldlab.components.dataset import DataContext
+from coldlab.components.dataset import DataContext, data_root
 from coldlab.plugins import Registry
 
 
@@ -23,12 +23,13 @@ class RunData:
     context: DataContext
 
 
-_CACHE: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+_CACHE: dict[tuple[str, str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def load_dataset(registry: Registry, spec: dict[str, Any] | str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A dataset split, cached per process (several runs of one worker share it)."""
-    key = (repr(spec), split)
+    """A dataset split, cached per process (several runs of one worker share it) and per data root
+    (``$COLDLAB_DATA`` changed in between reads the new root)."""
+    key = (repr(spec), split, str(data_root()))
     if key not in _CACHE:
         _CACHE[key] = registry.build("dataset", spec).load(split)
     return _CACHE[key]
