@@ -21,6 +21,9 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+TORN = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError)  # what reading a half-written file raises
+
+
 def load_tensors(path: str | os.PathLike, *, mmap: bool = False) -> Any:
     """``torch.load`` with ``weights_only=True``: tensors, numbers, strings and plain containers only.
 

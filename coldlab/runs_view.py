@@ -15,7 +15,7 @@ from coldlab.formatting import describe_value, format_duration, format_number
 from coldlab.home import Home
 from coldlab.store.queries import artifacts, evaluations, get_run, latest_metrics, list_runs, metric_series, running_seconds
 
-__all__ = ["describe_value", "format_number", "print_ls", "print_show", "run_details", "runs_summary"]
+__all__ = ["print_ls", "print_show", "run_details", "runs_summary"]
 
 
 def runs_summary(home: Home) -> list[dict[str, Any]]:

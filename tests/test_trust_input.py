@@ -2,12 +2,10 @@
 strings are shown literally everywhere, and what a run stored stays true when HOME moves."""
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -16,7 +16,8 @@ pytest.importorskip("textual")  # the dashboard is optional at run time; the dev
 
 from coldlab.store import claim, connect, enqueue, finish, record_evaluation, record_metrics  # noqa: E402
 from coldlab.tui.app import ColdlabApp  # noqa: E402
-from coldlab.tui.data import format_number, load_snapshot  # noqa: E402
+from coldlab.formatting import format_number  # noqa: E402
+from coldlab.tui.data import load_snapshot  # noqa: E402
 from textual.widgets import DataTable, Sparkline, Static  # noqa: E402
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"

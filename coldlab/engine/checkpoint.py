@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any, Callable
 
-from coldlab.files import load_tensors, save_atomic
+from coldlab.files import TORN, load_tensors, save_atomic
 
 _NAME = re.compile(r"checkpoint-(\d+)\.pt$")
 
@@ -32,7 +31,7 @@ def load_latest(run_dir: Path, log: Callable[[str], None] = lambda line: None) -
     for path in reversed(checkpoints(run_dir)):
         try:
             return load_tensors(path)
-        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:  # torn: fall back to the one before
+        except TORN as err:  # torn: fall back to the one before
             log(f"skipped unreadable checkpoint {path.name} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
             continue
     return None

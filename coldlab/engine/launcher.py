@@ -28,7 +28,7 @@ from coldlab.config import load_experiments
 from coldlab.engine.availability import DataCheck
 from coldlab.engine.budget import smoke, with_epochs
 from coldlab.engine.queueing import queue_runs
-from coldlab.engine.worker import describe_exit, local_pid, process_alive, reclaim_dead_workers, worker_id
+from coldlab.engine.worker import describe_exit, reclaim_dead_workers, worker_id
 from coldlab.errors import ColdlabError
 from coldlab.formatting import format_duration, format_number
 from coldlab.home import Home
@@ -200,46 +200,57 @@ class Workers:
             h.wait()
 
 
+class Bars:
+    """One rich progress bar per active run plus one for the queue (stderr is a terminal)."""
+
+    def __init__(self, console: Console, ids: list[int]) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+        self.progress = Progress(*columns, console=console, transient=False)
+        self.ids, self.tasks = ids, {}
+        self.queue_task = self.progress.add_task("queue", total=len(ids), info="")
+
+    def draw(self, rows: list[dict[str, Any]]) -> None:
+        done = sum(r["status"] not in ("queued", "running") for r in rows)
+        self.progress.update(self.queue_task, completed=done, info=f"{done}/{len(self.ids)} done")
+        for r in rows:
+            if r["status"] == "running" or r["id"] in self.tasks:
+                shown = min(r["epoch"] + 1, r["epochs"]) if r["status"] == "running" else r["epoch"]
+                info = f"epoch {shown}/{r['epochs']} step {r['step']}" + (f" loss {r['loss']:.4f}" if r["loss"] is not None else "")
+                if r["status"] not in ("queued", "running"):
+                    info += f" \\[{r['status']}]"
+                total = max(r["total_steps"], 1)
+                if r["id"] not in self.tasks:
+                    self.tasks[r["id"]] = self.progress.add_task(escape(f"{r['name']} ({r['device']})"), total=total, info=info)
+                completed = total if r["status"] == "finished" else r["step"]
+                self.progress.update(self.tasks[r["id"]], total=total, completed=completed, info=info)
+
+
 def watch(home: Home, ids: list[int], workers: Workers, console: Console) -> None:
     """Draw one bar per active run plus the queue (or plain lines) until every worker has exited."""
     watcher = Watcher(home, ids, console)
+    bars = Bars(console, ids) if console.is_terminal else None
+
+    def show() -> None:
+        if bars is not None:
+            bars.draw(progress_rows(watcher.conn, ids))
+        else:
+            watcher.plain()
+
     try:
-        if not console.is_terminal:
-            while True:
-                workers.check()
-                watcher.plain()
+        if bars is not None:
+            bars.progress.start()
+        while True:
+            workers.check()
+            show()
+            if not workers.alive():
+                workers.check()  # a replacement for a worker that died may have started
                 if not workers.alive():
-                    workers.check()
-                    if not workers.alive():
-                        watcher.plain()
-                        return
-                time.sleep(POLL_S)
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=False) as progress:
-            queue_task = progress.add_task("queue", total=len(ids), info="")
-            tasks: dict[int, Any] = {}
-            while True:
-                workers.check()
-                rows = progress_rows(watcher.conn, ids)
-                done = sum(r["status"] not in ("queued", "running") for r in rows)
-                progress.update(queue_task, completed=done, info=f"{done}/{len(ids)} done")
-                for r in rows:
-                    if r["status"] == "running" or r["id"] in tasks:
-                        shown = min(r["epoch"] + 1, r["epochs"]) if r["status"] == "running" else r["epoch"]
-                        info = f"epoch {shown}/{r['epochs']} step {r['step']}" + (f" loss {r['loss']:.4f}" if r["loss"] is not None else "")
-                        if r["status"] not in ("queued", "running"):
-                            info += f" \\[{r['status']}]"
-                        total = max(r["total_steps"], 1)
-                        if r["id"] not in tasks:
-                            tasks[r["id"]] = progress.add_task(escape(f"{r['name']} ({r['device']})"), total=total, info=info)
-                        completed = total if r["status"] == "finished" else r["step"]
-                        progress.update(tasks[r["id"]], total=total, completed=completed, info=info)
-                if not workers.alive():
-                    workers.check()
-                    if not workers.alive():
-                        return
-                time.sleep(POLL_S)
+                    show()
+                    return
+            time.sleep(POLL_S)
     finally:
+        if bars is not None:
+            bars.progress.stop()
         watcher.close()
 
 
@@ -248,6 +259,7 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
     conn = home.connect(readonly=True)
     try:
         rows = [get_run(conn, i) for i in ids]
+        done_before = count_runs(conn, "finished")
     finally:
         conn.close()
     bad = [r for r in rows if r["status"] != "finished"]
@@ -268,11 +280,6 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
     if bad:
         return 1
     if finished == 0:
-        conn = home.connect(readonly=True)
-        try:
-            done_before = count_runs(conn, "finished")
-        finally:
-            conn.close()
         if not done_before or skipped:
             console.print("[red]nothing ran[/red]" + (": every run was skipped" if skipped else ""))
             return 1
@@ -308,4 +315,4 @@ def run_file(path: str, *, home: Home | str | os.PathLike[str], only: list[str] 
     return summarise(home, ids, skipped, path, console)
 
 
-__all__ = ["default_devices", "default_home", "enqueue_file", "local_pid", "process_alive", "queue_runs", "run_file"]
+__all__ = ["default_devices", "default_home", "enqueue_file", "queue_runs", "run_file"]

@@ -7,7 +7,6 @@ error naming the file and the experiment), so a rejected file leaves nothing que
 
 from __future__ import annotations
 
-import copy
 import json
 import sqlite3
 from typing import Any, Callable, Iterator
@@ -18,34 +17,34 @@ from coldlab.store.queries import stored_configs
 from coldlab.store.status import DEFAULT_MAX_ATTEMPTS
 
 
-def _stored_specs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None,
-                  ids: dict[tuple[str, str], int]) -> list[tuple[Any, dict[str, Any], int | None]]:
-    """(run, spec as it would be stored, id of the autoencoder run it depends on), autoencoder runs
-    first; ``ids`` holds the ids of autoencoder runs (known or just queued)."""
-    out = []
-    for run in sorted(runs, key=lambda r: r.kind != "autoencoder"):
-        spec = run.to_dict()
-        depends_on = None
-        if spec.get("latent") and "run" in spec["latent"]:
-            depends_on = ids.get((spec["latent"]["study"], spec["latent"]["run"]))
-            spec["latent"]["run_id"] = depends_on
-        if prepare is not None:
-            spec = prepare(copy.deepcopy(spec))
-        out.append((run, spec, depends_on))
-    return out
+def _plan(runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[tuple[Any, dict[str, Any]]]:
+    """(run, spec as it will be stored), autoencoder runs first; ``prepare`` applied once per run."""
+    return [(run, prepare(run.to_dict()) if prepare is not None else run.to_dict())
+            for run in sorted(runs, key=lambda r: r.kind != "autoencoder")]
 
 
-def check_queue(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                where: str = "") -> None:
-    """Raise a located ColdlabError if a run of ``runs`` is in the store with other settings."""
+def _link(run: Any, spec: dict[str, Any], ids: dict[tuple[str, str], int]) -> int | None:
+    """Point a latent run's spec at the id of the autoencoder run it loads (``ids``: (study, experiment
+    run name) -> id); returns that id (the run waits for it), or None."""
+    latent = spec.get("latent")
+    if not latent or "run" not in latent:
+        return None
+    latent["run_id"] = ids.get((latent["study"], latent["run"]))
+    return latent["run_id"]
+
+
+def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]], where: str = "") -> None:
+    """Raise a located ColdlabError if a planned run is in the store with other settings."""
     existing = stored_configs(conn)
-    ids: dict[tuple[str, str], int] = {}  # (study, experiment run name) -> id of the autoencoder run in the store
-    for run, spec, _ in _stored_specs(conn, [r for r in runs if r.kind == "autoencoder"], prepare, ids):
-        if (spec["study"], spec["name"]) in existing:  # stored under its prepared name (e.g. NAME-smoke)
-            ids[(run.study, run.name)] = existing[(spec["study"], spec["name"])][0]
-    for run, spec, _ in _stored_specs(conn, runs, prepare, ids):
+    ids = {(run.study, run.name): existing[(spec["study"], spec["name"])][0] for run, spec in plan
+           if run.kind == "autoencoder" and (spec["study"], spec["name"]) in existing}  # stored under e.g. NAME-smoke
+    for run, spec in plan:
         found = existing.get((spec["study"], spec["name"]))
-        if found is not None and found[1] != json.loads(json.dumps(spec, sort_keys=True)):
+        if found is None:
+            continue
+        stored = json.loads(json.dumps(spec, sort_keys=True))
+        _link(run, stored, ids)
+        if found[1] != stored:
             located = (where, run.experiment) if where else (run.experiment,)
             raise ColdlabError(f"experiment {run.experiment!r} changed since it was queued as run {found[0]} "
                                f"({spec['study']}/{spec['name']})",
@@ -58,10 +57,11 @@ def queue_runs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dic
     records the id of the autoencoder run it loads and waits for; yields (run, stored spec, id,
     created). ``prepare`` turns a spec into the one stored (``--smoke``, ``--epochs``); a new run fails once
     its worker process died ``max_attempts`` times."""
-    check_queue(conn, runs, prepare, where)
+    plan = _plan(runs, prepare)
+    check_queue(conn, plan, where)
     ids: dict[tuple[str, str], int] = {}
-    for run in sorted(runs, key=lambda r: r.kind != "autoencoder"):
-        (_, spec, depends_on), = _stored_specs(conn, [run], prepare, ids)
+    for run, spec in plan:
+        depends_on = _link(run, spec, ids)
         run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on,
                                   max_attempts=max_attempts)
         if run.kind == "autoencoder":

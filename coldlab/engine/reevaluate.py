@@ -10,19 +10,17 @@ run configured that metric, else the metric's defaults.
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from coldlab.engine.checkpoint import checkpoints
 from coldlab.engine.evaluation import MetricResult, build_metrics, evaluate, save_samples
 from coldlab.engine.trainer import Reporter, Trainer, eval_settings
 from coldlab.errors import ColdlabError
-from coldlab.files import load_tensors
+from coldlab.files import TORN, load_tensors
 from coldlab.plugins import Registry, get_registry
 from coldlab.home import Home, as_home
 from coldlab.store import get_run, record_artifact, record_evaluation
@@ -39,7 +37,7 @@ def available_weights(folder: Path) -> dict[int, Path]:
         if epoch not in found:
             try:
                 state = load_tensors(path, mmap=True)
-            except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError):  # a torn file is not a usable checkpoint
+            except TORN:  # a torn file is not a usable checkpoint
                 continue
             if state.get("partial") is None:
                 found[epoch] = path

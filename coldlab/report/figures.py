@@ -16,7 +16,6 @@ import matplotlib
 matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False  # titles and labels hold user strings: `$` is a dollar, never mathtext
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from coldlab.files import load_tensors  # noqa: E402
 from coldlab.formatting import file_safe  # noqa: E402

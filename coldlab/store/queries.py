@@ -42,10 +42,6 @@ def list_runs(conn: sqlite3.Connection, *, study: str | None = None, status: str
     return conn.execute(sql + " ORDER BY id", args).fetchall()
 
 
-def studies(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT study FROM runs ORDER BY study")]
-
-
 def running_seconds(row: sqlite3.Row | dict[str, Any], now: float | None = None) -> float | None:
     """Time the run spent running, over all its attempts (None if it never started)."""
     if row["started"] is None:
@@ -81,15 +77,6 @@ def latest_metrics(conn: sqlite3.Connection, run_ids: Iterable[int] | None = Non
     for r in conn.execute(sql, args):
         out.setdefault(int(r[0]), {})[r[1]] = r[2]
     return out
-
-
-def latest_value(conn: sqlite3.Connection, run_id: int, names: Iterable[str]) -> float | None:
-    """The latest (highest-step) non-missing value of the first of ``names`` the run has."""
-    latest = latest_metrics(conn, [run_id], names).get(run_id, {})
-    for name in names:
-        if latest.get(name) is not None:
-            return float(latest[name])  # type: ignore[arg-type]
-    return None
 
 
 def latest_evaluation_value(conn: sqlite3.Connection, run_id: int, names: Iterable[str]) -> tuple[float | None, str]:
@@ -191,10 +178,12 @@ def progress_rows(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, An
     finished epoch with its ``train_loss`` and ``val_loss``."""
     rows = list_runs(conn, ids=ids)
     latest = latest_metrics(conn, ids, ("train_loss_step", "train_loss", "val_loss"))
+    epochs = dict(conn.execute(f"SELECT run_id, MAX(step) FROM metrics WHERE name = 'train_loss' AND run_id IN "
+                               f"({','.join('?' * len(ids))}) GROUP BY run_id", ids).fetchall())
     out = []
     for r in rows:
         values = latest.get(r["id"], {})
-        last_epoch = conn.execute("SELECT MAX(step) FROM metrics WHERE run_id = ? AND name = 'train_loss'", (r["id"],)).fetchone()[0]
+        last_epoch = epochs.get(r["id"])
         loss = values.get("train_loss_step")
         out.append({**dict(r), "loss": loss if loss is not None else values.get("train_loss"), "finished_epoch": last_epoch,
                     "train_loss": values.get("train_loss"), "val_loss": values.get("val_loss")})

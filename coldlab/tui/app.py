@@ -24,7 +24,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Select, Sparkline, Static
 
 from coldlab.home import as_home
-from coldlab.tui.data import RunRow, Snapshot, devices, format_eta, format_number, load_snapshot
+from coldlab.formatting import format_eta, format_number
+from coldlab.tui.data import RunRow, Snapshot, devices, load_snapshot
 from coldlab.tui.render import half_blocks
 
 STATUSES = ("all", "queued", "running", "finished", "failed", "interrupted", "cancelled", "skipped")

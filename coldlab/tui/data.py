@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from coldlab.formatting import format_eta, format_number  # noqa: F401  (shared with the CLI and the report)
 from coldlab.home import Home, as_home
 from coldlab.store.queries import (eta_seconds, find_run, latest_artifact, latest_evaluation_value, latest_metrics, list_runs, recent_values,
                                    training_evaluation_values)

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Sparkline, Static
 
-from coldlab.tui.data import format_number
+from coldlab.formatting import format_number
 
 
 class AddScreen(ModalScreen[str | None]):
