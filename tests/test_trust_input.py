@@ -265,3 +265,17 @@ def test_unsafe_study_and_run_names_export_with_safe_files_and_literal_titles(tm
     assert any("a/b $x$" in f["title"] for f in study["figures"])
     report = (tmp_path / "out" / "report.html").read_text()
     assert "a/b $x$" in report and "cost_$5 &amp; ^~{#%}" in report
+
+
+def test_figure_titles_are_literal_and_log_ticks_keep_their_math(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from coldlab.report.figures import save
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3], [0.1, 0.05, 0.04], label="run $a$")
+    ax.set(title="study $x$ costs $5", yscale="log")
+    legend = ax.legend()
+    save(fig, tmp_path / "f.png")
+    assert not ax.title.get_parse_math() and not legend.get_texts()[0].get_parse_math()
+    assert all(t.get_parse_math() for t in ax.yaxis.get_ticklabels(which="both"))  # 10^{-1} stays typeset

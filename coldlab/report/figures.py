@@ -14,8 +14,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # titles and labels hold user strings: `$` is a dollar, never mathtext
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from coldlab.files import load_tensors  # noqa: E402
 from coldlab.formatting import file_safe  # noqa: E402
@@ -31,7 +31,17 @@ class Figure:
     run: int | None = None
 
 
+def literal_text(fig: Any) -> None:
+    """Titles, axis labels and legends hold user strings (study and run names): `$` is a dollar sign there,
+    never mathtext. Tick labels keep mathtext (log axes write ``10^{-2}`` with it)."""
+    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) for t in axis.get_ticklabels(which="both")}
+    for text in fig.findobj(Text):
+        if id(text) not in ticks:
+            text.set_parse_math(False)
+
+
 def save(fig: Any, path: Path) -> Path:
+    literal_text(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
