@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from coldlab.errors import ColdlabError
 from coldlab.params import SEED_MAX, param, suggest, validate
@@ -140,6 +140,16 @@ class AutoencoderEvalSettings:
     every: int = param(5, "evaluate every this many epochs (and after the last)", min=0)
     grid: int = param(32, "validation images in each reconstruction grid (shown over their reconstructions)", min=1)
     batch_size: int = param(250, "images encoded and decoded per batch in evaluation", min=1)
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+def settings_of(cls: type[SettingsT], values: dict[str, Any]) -> SettingsT:
+    """A run's stored settings table (``train`` or ``eval``, already validated when it was queued) as
+    its settings dataclass; settings added after the run was queued take their defaults."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

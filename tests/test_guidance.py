@@ -110,7 +110,7 @@ def test_label_dropout_replaces_labels_by_the_null_label_at_its_rate(registry, t
     spec, _ = _spec(tmp_path, train=", label_dropout = 0.3")
     trainer = Trainer(spec, tmp_path / "run", registry=registry, reporter=Reporter())
     y = torch.zeros(20000, dtype=torch.long)
-    dropped = trainer.drop_labels(y)
+    dropped = trainer.loop.drop_labels(y)
     share = (dropped == trainer.net.null_label).double().mean().item()
     assert abs(share - 0.3) < 0.015 and set(dropped.unique().tolist()) == {0, trainer.net.null_label}
     seen = []

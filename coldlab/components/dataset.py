@@ -43,8 +43,9 @@ class Dataset:
 
     def to_unit(self, images: torch.Tensor) -> torch.Tensor:
         """Images mapped from ``value_range`` to [0, 1] (for saving and display)."""
-        lo, hi = self.value_range
-        return ((images - lo) / (hi - lo)).clamp(0, 1)
+        from coldlab.imaging import to_unit
+
+        return to_unit(images, self.value_range)
 
 
 @dataclasses.dataclass

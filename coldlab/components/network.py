@@ -14,7 +14,8 @@ class Network(nn.Module):
     """Base of the built-in networks.
 
     ``forward(z, t_frac, y=None)``: ``z`` of shape (B, C, H, W), ``t_frac = t / T`` of shape (B,),
-    ``y`` class labels (B,) or None. A class-conditional network (``conditional = true``)
+    ``y`` class labels (B,) or None. Every network takes ``y`` (the engine always passes it: None for
+    an unconditional run; a network without labels ignores it). A class-conditional network (``conditional = true``)
     has ``num_classes + 1`` label embeddings; the last is the null label, used when ``y`` is
     None or an entry equals :attr:`null_label` (classifier-free guidance).
     """

@@ -105,4 +105,5 @@ class Sampler:
 def predict(net: torch.nn.Module, degradation: "Degradation", z: torch.Tensor, t: int, y: torch.Tensor | None) -> torch.Tensor:
     """The network's output at step t for the batch z."""
     t_frac = torch.full((z.shape[0],), t / degradation.T, device=z.device, dtype=z.dtype)
-    return net(z, t_frac, y) if y is not None else net(z, t_frac)
+    out: torch.Tensor = net(z, t_frac, y)
+    return out

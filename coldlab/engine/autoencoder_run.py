@@ -19,40 +19,52 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchmetrics.image import PeakSignalNoiseRatio
 
-from coldlab.config import AutoencoderEvalSettings, AutoencoderTrainSettings
+from coldlab.config import AutoencoderEvalSettings, AutoencoderTrainSettings, settings_of
 from coldlab.engine.evaluation import MetricResult
 from coldlab.engine.latent import AE_FILE, save_autoencoder
-from coldlab.engine.trainer import Reporter, Trainer
+from coldlab.engine.loop import TrainingLoop
+from coldlab.engine.reporter import Reporter
+from coldlab.engine.run import load_split
 from coldlab.errors import ColdlabError
+from coldlab.imaging import psnr, save_grid, to_unit
 from coldlab.plugins import Registry
 
 METRIC_DIRECTIONS = {"recon-mse": False, "psnr": True, "kl": None}  # whether higher is better (reports)
 
 
-class AutoencoderTrainer(Trainer):
-    """Trains the ``autoencoder`` of a run spec; ``run()`` as for diffusion runs."""
+class AutoencoderTrainer:
+    """Trains the ``autoencoder`` of a run spec with the shared :class:`TrainingLoop`; ``run()`` as for
+    diffusion runs."""
 
     def __init__(self, spec: dict[str, Any], run_dir: Path, *, registry: Registry, reporter: Reporter,
                  device: str = "cpu", cache_dir: Path | None = None, home: Path | None = None) -> None:
-        self._setup(spec, run_dir, registry=registry, reporter=reporter, device=device, cache_dir=cache_dir, home=home,
-                    train_defaults=AutoencoderTrainSettings(), eval_defaults=AutoencoderEvalSettings())
-        self.images = self.data = self.load_data()
-        self.codec = None
-        torch.manual_seed(self.train_cfg["seed"])
+        self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
+        self.device = torch.device(device)
+        self.train_cfg = settings_of(AutoencoderTrainSettings, spec["train"])
+        self.eval_cfg = settings_of(AutoencoderEvalSettings, spec["eval"])
+        self.data = load_split(registry, spec, self.train_cfg, self.device)
+        torch.manual_seed(self.train_cfg.seed)
         self.net = registry.build("autoencoder", spec["autoencoder"], shape=self.data.shape).to(self.device)
-        self.conditional, self.ema = False, None
-        self._start_loop()
+        self.loop = TrainingLoop(net=self.net, data=self.data, settings=self.train_cfg, run_dir=self.run_dir,
+                                 reporter=reporter, device=self.device, loss=lambda x, y, g: self.loss(x, y, g),
+                                 evaluate=self.evaluate_epoch, eval_every=self.eval_cfg.every)
+
+    step = property(lambda self: self.loop.step)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        return self.net.loss(x, generator)[0]
+        loss: torch.Tensor = self.net.loss(x, generator)[0]
+        return loss
+
+    def run(self, *, resume: bool = True) -> str:
+        """Train to ``train.epochs`` (see :meth:`coldlab.engine.loop.TrainingLoop.run`)."""
+        return self.loop.run(resume=resume)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
         """Deterministic reconstructions (the decoded posterior mean) and the mean KL, in one pass."""
         self.net.eval()
-        bs, recon, kl = self.eval_cfg["batch_size"], [], 0.0
+        bs, recon, kl = self.eval_cfg.batch_size, [], 0.0
         for i in range(0, x.shape[0], bs):
             mean, logvar = self.net.encode(x[i : i + bs])
             recon.append(self.net.decode(mean))
@@ -65,8 +77,8 @@ class AutoencoderTrainer(Trainer):
         images = self.data.val if self.data.val.shape[0] else self.data.train
         grid_path = self.run_dir / f"grid-{epoch:04d}.png"
         if not grid_path.exists():
-            shown = images[: self.eval_cfg["grid"]]
-            self.save_grid(torch.cat([shown, self.reconstruct(shown)[0]]), grid_path, nrow=min(8, shown.shape[0]))
+            shown = images[: self.eval_cfg.grid]
+            save_grid(torch.cat([shown, self.reconstruct(shown)[0]]), grid_path, self.data.value_range, nrow=min(8, shown.shape[0]))
             self.reporter.artifact("grid", str(grid_path), epoch, self.step)
         key = f"training:{epoch}"
         if not self.reporter.has_evaluation(key):
@@ -75,28 +87,28 @@ class AutoencoderTrainer(Trainer):
             self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler={"name": "autoencoder"},
                                      settings={"images": int(images.shape[0]), "weights": "model", "device": str(self.device)},
                                      results=results, seconds=time.perf_counter() - start)
-        if epoch == self.train_cfg["epochs"]:
+        if epoch == self.train_cfg.epochs:
             self.finalize(epoch)
 
     @torch.no_grad()
     def reconstruction_metrics(self, x: torch.Tensor) -> list[MetricResult]:
         """recon-mse on the value range; psnr exactly as the ``psnr`` metric computes it (images mapped to
         [0, 1] and clamped, per image, averaged); kl per latent element."""
-        lo, hi = self.data.value_range
         recon, kl = self.reconstruct(x)
         mse = float((recon - x).square().mean())
-        psnr = PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3)).to(x.device)
-        psnr.update(((recon - lo) / (hi - lo)).clamp(0, 1), ((x - lo) / (hi - lo)).clamp(0, 1))
+        def unit(images: torch.Tensor) -> torch.Tensor:
+            return to_unit(images, self.data.value_range)
+
         detail = {"images": int(x.shape[0])}
         return [MetricResult("recon-mse", {"name": "recon-mse"}, mse, detail, None, 0.0),
-                MetricResult("psnr", {"name": "psnr"}, float(psnr.compute()), detail, None, 0.0),
+                MetricResult("psnr", {"name": "psnr"}, float(psnr(unit(recon), unit(x)).mean()), detail, None, 0.0),
                 MetricResult("kl", {"name": "kl"}, kl, detail, None, 0.0)]
 
     def finalize(self, epoch: int) -> Path:
         """Estimate the latents' scale factor and write the autoencoder file."""
-        n = self.train_cfg["scale_images"] or self.data.train.shape[0]
+        n = self.train_cfg.scale_images or self.data.train.shape[0]
         self.net.eval()
-        factor = self.net.estimate_scale(self.data.train[:n], batch_size=self.eval_cfg["batch_size"])
+        factor = self.net.estimate_scale(self.data.train[:n], batch_size=self.eval_cfg.batch_size)
         if not math.isfinite(factor):
             raise ColdlabError(f"the latents' scale factor is not finite ({factor}): the autoencoder diverged",
                                hint="lower train.lr or raise autoencoder.kl_weight", where=("train", "lr"))
@@ -106,6 +118,4 @@ class AutoencoderTrainer(Trainer):
         return path
 
 
-def trainer_for(spec: dict[str, Any]) -> type[Trainer]:
-    """The trainer class of a run spec's kind."""
-    return AutoencoderTrainer if spec.get("kind") == "autoencoder" else Trainer
+

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from coldlab.engine.kinds import kind_of
+
 SMOKE_IMAGES = 256
 SMOKE_STEPS = 10
 SMOKE_SAMPLES = 16
@@ -20,8 +22,10 @@ def smoke(spec: dict[str, Any]) -> dict[str, Any]:
     train = spec["train"]
     train.update(epochs=1, max_train_images=SMOKE_IMAGES, batch_size=min(train["batch_size"], 64), log_every=1)
     spec["eval"].update(every=1, grid=4)
-    if spec.get("kind") == "autoencoder":
-        train["scale_images"] = SMOKE_IMAGES
+    kind = kind_of(spec)
+    if kind.smoke is not None:
+        kind.smoke(spec)
+    if not kind.samples:
         return spec
     spec["eval"]["samples"] = min(spec["eval"]["samples"], SMOKE_SAMPLES)
     for key in ("metrics", "final_metrics"):

@@ -26,6 +26,7 @@ from coldlab.components.metric import Metric, MetricUnavailable, ReconstructionB
 from coldlab.engine.data import load_dataset
 from coldlab.errors import ColdlabError
 from coldlab.files import load_tensors, save_atomic
+from coldlab.imaging import to_unit
 from coldlab.plugins import Registry
 
 
@@ -104,14 +105,14 @@ class EvalContext:
         return load_dataset(self.registry, self.dataset_spec, "train")
 
     def network_output(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The network's output for z_t at steps t (labels only for a conditional network)."""
+        """The network's output for z_t at steps t (``y``: labels; None, or ignored, for an unconditional network)."""
         t_frac = t.to(z.dtype) / self.degradation.T
-        return self.net(z, t_frac, y) if self.conditional else self.net(z, t_frac)
+        out: torch.Tensor = self.net(z, t_frac, y)
+        return out
 
     def to_unit(self, images: torch.Tensor) -> torch.Tensor:
         """Images mapped from the dataset's value range to [0, 1], clamped."""
-        lo, hi = self.value_range
-        return ((images - lo) / (hi - lo)).clamp(0, 1)
+        return to_unit(images, self.value_range)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(self.seed + offset)
@@ -240,3 +241,10 @@ def build_metrics(registry: Registry, specs: list[Any]) -> list[tuple[dict[str, 
 def save_samples(samples: torch.Tensor, ctx: EvalContext, path: Path) -> Path:
     """Generated samples as uint8 in [0, 255] (what reports show as best and worst samples)."""
     return save_atomic((ctx.to_unit(samples.float()) * 255).round().to(torch.uint8).cpu(), path)
+
+
+def eval_settings(metrics: list[dict[str, Any]], ctx: EvalContext, weights: str, **extra: Any) -> dict[str, Any]:
+    """What an evaluation was computed from (stored with it)."""
+    guidance = {} if ctx.guidance_scale is None else {"guidance_scale": ctx.guidance_scale, "class": ctx.sample_class}
+    return {"samples": ctx.n_samples, "batch_size": ctx.batch_size, "seed": ctx.seed, "weights": weights,
+            "metrics": list(metrics), "device": str(ctx.device), **guidance, **extra}

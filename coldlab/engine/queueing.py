@@ -11,6 +11,7 @@ import json
 import sqlite3
 from typing import Any, Callable, Iterator
 
+from coldlab.engine.kinds import kind_of
 from coldlab.errors import ColdlabError
 from coldlab.store import enqueue
 from coldlab.store.queries import stored_configs
@@ -18,9 +19,9 @@ from coldlab.store.status import DEFAULT_MAX_ATTEMPTS
 
 
 def _plan(runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[tuple[Any, dict[str, Any]]]:
-    """(run, spec as it will be stored), autoencoder runs first; ``prepare`` applied once per run."""
+    """(run, spec as it will be stored), runs other runs load first (autoencoders); ``prepare`` applied once per run."""
     return [(run, prepare(run.to_dict()) if prepare is not None else run.to_dict())
-            for run in sorted(runs, key=lambda r: r.kind != "autoencoder")]
+            for run in sorted(runs, key=lambda r: not kind_of(r.kind).feeds_runs)]
 
 
 def _link(run: Any, spec: dict[str, Any], ids: dict[tuple[str, str], int]) -> int | None:
@@ -37,7 +38,7 @@ def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]]
     """Raise a located ColdlabError if a planned run is in the store with other settings."""
     existing = stored_configs(conn)
     ids = {(run.study, run.name): existing[(spec["study"], spec["name"])][0] for run, spec in plan
-           if run.kind == "autoencoder" and (spec["study"], spec["name"]) in existing}  # stored under e.g. NAME-smoke
+           if kind_of(run.kind).feeds_runs and (spec["study"], spec["name"]) in existing}  # stored under e.g. NAME-smoke
     for run, spec in plan:
         found = existing.get((spec["study"], spec["name"]))
         if found is None:
@@ -64,6 +65,6 @@ def queue_runs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dic
         depends_on = _link(run, spec, ids)
         run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on,
                                   max_attempts=max_attempts)
-        if run.kind == "autoencoder":
+        if kind_of(run.kind).feeds_runs:
             ids[(run.study, run.name)] = run_id
         yield run, spec, run_id, created

@@ -17,8 +17,9 @@ from typing import Any
 
 
 from coldlab.engine.checkpoint import checkpoints
-from coldlab.engine.evaluation import MetricResult, build_metrics, evaluate, save_samples
-from coldlab.engine.trainer import Reporter, Trainer, eval_settings
+from coldlab.engine.evaluation import MetricResult, build_metrics, eval_settings, evaluate, save_samples
+from coldlab.engine.kinds import kind_of
+from coldlab.engine.run import RunComponents
 from coldlab.errors import ColdlabError
 from coldlab.files import TORN, load_tensors
 from coldlab.plugins import Registry, get_registry
@@ -42,17 +43,6 @@ def available_weights(folder: Path) -> dict[int, Path]:
             if state.get("partial") is None:
                 found[epoch] = path
     return dict(sorted(found.items()))
-
-
-def load_weights(trainer: Trainer, path: Path) -> tuple[int, int, str]:
-    """Load sampling weights into the trainer's sampling network; returns (epoch, step, which)."""
-    state = load_tensors(path)
-    if "optimizer" in state:  # a full training checkpoint
-        use_ema = trainer.ema is not None and state.get("ema") is not None
-        trainer.sampling_net.load_state_dict(state["ema"] if use_ema else state["model"])
-        return state["epoch"], state["step"], "ema" if use_ema else "model"
-    trainer.sampling_net.load_state_dict(state["model"])
-    return state["epoch"], state["step"], "ema" if state.get("ema") else "model"
 
 
 def sampler_spec(registry: Registry, run_sampler: dict[str, Any], name: str | None, steps: int | None) -> dict[str, Any]:
@@ -92,8 +82,9 @@ def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, me
     conn = home.connect()
     row = get_run(conn, run_id)
     spec = json.loads(row["config"])
-    if spec.get("kind") == "autoencoder":
-        raise ColdlabError(f"run {run_id} is an autoencoder run: it records its reconstruction error itself",
+    kind = kind_of(spec)
+    if not kind.samples:
+        raise ColdlabError(f"run {run_id} is an {kind.name} run: {kind.no_eval_reason}",
                            hint="coldlab eval evaluates diffusion runs (a latent one names this run in latent = { run = ... })")
     folder = home.run_dir(run_id)
     weights = available_weights(folder)
@@ -104,8 +95,8 @@ def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, me
     elif epoch not in weights:
         raise ColdlabError(f"run {run_id} has no weights for epoch {epoch}",
                            hint="epochs with weights: " + ", ".join(map(str, weights)), where=("--checkpoint",))
-    trainer = Trainer(spec, folder, registry=registry, reporter=Reporter(), device=device, cache_dir=home.cache, home=home.root)
-    loaded_epoch, step, which = load_weights(trainer, weights[epoch])
+    parts = RunComponents.from_spec(spec, registry, device, home=home)
+    loaded_epoch, step, which = parts.load_weights(weights[epoch])
     s_spec = sampler_spec(registry, spec["sampler"], sampler, steps)
     if spec.get("latent") and sampler is not None and sampler != spec["sampler"]["name"]:
         from coldlab.config import latent_sampler
@@ -113,18 +104,18 @@ def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, me
         s_spec = latent_sampler(s_spec, {"name": sampler})  # another sampler of a latent run: no x0 clipping either
     built_sampler = registry.build("sampler", s_spec)
     try:
-        built_sampler.check(trainer.degradation)
+        built_sampler.check(parts.degradation)
     except ColdlabError as err:
         raise err.at("--sampler") from None
     specs = metric_specs(registry, spec["eval"]["metrics"] + spec["eval"].get("final_metrics", []), metrics)
     built = build_metrics(registry, specs)
-    if (guidance is not None or sample_class is not None) and not trainer.conditional:
+    if (guidance is not None or sample_class is not None) and not parts.conditional:
         raise ColdlabError(f"run {run_id} has no class-conditional network: it cannot be guided",
                            hint="train one with network.conditional = true and train.label_dropout", where=("--guidance",))
-    if isinstance(sample_class, int) and not 0 <= sample_class < trainer.data.num_classes:
-        raise ColdlabError(f"class {sample_class} is not one of the dataset's classes 0..{trainer.data.num_classes - 1}",
+    if isinstance(sample_class, int) and not 0 <= sample_class < parts.data.num_classes:
+        raise ColdlabError(f"class {sample_class} is not one of the dataset's classes 0..{parts.data.num_classes - 1}",
                            where=("--class",))
-    ctx = trainer.eval_context(sampler=built_sampler, samples=samples,
+    ctx = parts.eval_context(sampler=built_sampler, samples=samples,
                                guidance_scale="run" if guidance is None else guidance,
                                sample_class="run" if sample_class is None else sample_class)
     if ctx.guidance_scale is None and sample_class is not None:

@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import torch
 
-from coldlab.engine.autoencoder_run import trainer_for
-from coldlab.engine.trainer import Reporter, StopRequested
+from coldlab.engine.kinds import kind_of
+from coldlab.engine.reporter import Reporter, StopRequested
 from coldlab.errors import ColdlabError
 from coldlab.home import Home, as_home
 from coldlab.plugins import get_registry
@@ -222,8 +222,8 @@ def run_one(home: Path | Home, row: Any, worker: str, device: str, stop_flag: th
         reporter = reporter_factory(home, row["id"], worker, stop_flag)
         reporter.log(f"claimed by {worker} on {device} (attempt {row['attempts']})")
         spec = json.loads(row["config"])
-        trainer = trainer_for(spec)(spec, folder, registry=get_registry(), reporter=reporter, device=device,
-                                    cache_dir=home.cache, home=home.root)
+        trainer = kind_of(spec).trainer()(spec, folder, registry=get_registry(), reporter=reporter, device=device,
+                                          cache_dir=home.cache, home=home.root)
         status = trainer.run(resume=True)
     except StopRequested as stop:
         status = stop.status

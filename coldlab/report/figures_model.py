@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from coldlab.engine.kinds import kind_of  # noqa: E402
+from coldlab.engine.run import RunComponents  # noqa: E402
 from coldlab.report.collect import RunRecord  # noqa: E402
 from coldlab.report.figures import Figure, label, save  # noqa: E402
 
@@ -26,26 +28,25 @@ def _show(ax: Any, image: torch.Tensor, ctx: Any) -> None:
     ax.set_yticks([])
 
 
-def load_trainer(run: RunRecord, home: Path, registry: Any) -> tuple[Any, int] | None:
-    """A trainer with the run's newest sampling weights loaded, and that epoch; None without weights."""
-    from coldlab.engine.reevaluate import available_weights, load_weights
-    from coldlab.engine.trainer import Reporter, Trainer
+def load_components(run: RunRecord, home: Path, registry: Any) -> tuple[RunComponents, int] | None:
+    """The run's assembled parts with its newest sampling weights loaded, and that epoch; None without weights."""
+    from coldlab.engine.reevaluate import available_weights
     from coldlab.home import as_home
 
     folder = as_home(home).run_dir(run.id)
     weights = available_weights(folder) if folder.exists() else {}
     if not weights:
         return None
-    trainer = Trainer(run.config, folder, registry=registry, reporter=Reporter(), device="cpu", cache_dir=as_home(home).cache, home=as_home(home).root)
-    epoch, _, _ = load_weights(trainer, weights[max(weights)])
-    return trainer, epoch
+    parts = RunComponents.from_spec(run.config, registry, "cpu", home=home)
+    epoch, _, _ = parts.load_weights(weights[max(weights)])
+    return parts, epoch
 
 
-def degradation_strip(run: RunRecord, trainer: Any, out: Path, images: int = 4, levels: int = 8) -> Figure:
-    ctx = trainer.eval_context()
+def degradation_strip(run: RunRecord, parts: RunComponents, out: Path, images: int = 4, levels: int = 8) -> Figure:
+    ctx = parts.eval_context()
     x, _ = ctx.test_set()
     x = ctx.encode(x[:images].to(ctx.device))  # a latent run degrades latents: shown decoded
-    deg = trainer.degradation
+    deg = parts.degradation
     ts = sorted({round(deg.T * i / (levels - 1)) for i in range(levels)})
     noise = deg.sample_noise(x, ctx.generator(2))
     fig, axes = plt.subplots(images, len(ts), figsize=(1.2 * len(ts), 1.3 * images), squeeze=False)
@@ -60,9 +61,9 @@ def degradation_strip(run: RunRecord, trainer: Any, out: Path, images: int = 4, 
                   f"D(x, t) of {images} test images{latent} at {len(ts)} steps from 0 to T={deg.T}.", [f"t={t}" for t in ts], run.id)
 
 
-def reconstructions(run: RunRecord, trainer: Any, epoch: int, out: Path, images: int = 4) -> Figure:
-    ctx = trainer.eval_context()
-    deg = trainer.degradation
+def reconstructions(run: RunRecord, parts: RunComponents, epoch: int, out: Path, images: int = 4) -> Figure:
+    ctx = parts.eval_context()
+    deg = parts.degradation
     steps = sorted({max(1, round(level * deg.T)) for level in LEVELS})
     fig, axes = plt.subplots(len(steps), 2 * images + 1, figsize=(1.1 * (2 * images + 1), 1.3 * len(steps)), squeeze=False)
     for r, t in enumerate(steps):
@@ -83,15 +84,15 @@ def reconstructions(run: RunRecord, trainer: Any, epoch: int, out: Path, images:
                   [f"t={t}" for t in steps], run.id)
 
 
-def trajectory(run: RunRecord, trainer: Any, epoch: int, out: Path, images: int = 4, points: int = 8) -> Figure:
-    ctx = trainer.eval_context()
-    deg, sampler = trainer.degradation, trainer.sampler
+def trajectory(run: RunRecord, parts: RunComponents, epoch: int, out: Path, images: int = 4, points: int = 8) -> Figure:
+    ctx = parts.eval_context()
+    deg, sampler = parts.degradation, parts.sampler
     n_steps = len(sampler.steps(deg.T)) - 1
     every = max(1, n_steps // (points - 1))
-    z = trainer.prior.sample(images, ctx.sample_shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
-    trainer.sampling_net.eval()
+    z = parts.prior.sample(images, ctx.sample_shape, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+    parts.sampling_net.eval()
     with torch.no_grad():
-        result = sampler.sample(trainer.sampling_net, deg, z, trajectory_every=every, generator=ctx.generator(1))
+        result = sampler.sample(parts.sampling_net, deg, z, trajectory_every=every, generator=ctx.generator(1))
     traj = [(t, ctx.decode(zt)) for t, zt in result.trajectory]  # latents decoded in a latent run
     fig, axes = plt.subplots(images, len(traj), figsize=(1.2 * len(traj), 1.3 * images), squeeze=False)
     for j, (t, zt) in enumerate(traj):
@@ -103,13 +104,13 @@ def trajectory(run: RunRecord, trainer: Any, epoch: int, out: Path, images: int 
                   [f"t={t}" for t, _ in traj], run.id)
 
 
-def prior_histogram(run: RunRecord, trainer: Any, out: Path, n: int = 512) -> Figure:
-    ctx = trainer.eval_context()
-    deg = trainer.degradation
-    x = trainer.data.train[:n].cpu()
+def prior_histogram(run: RunRecord, parts: RunComponents, out: Path, n: int = 512) -> Figure:
+    ctx = parts.eval_context()
+    deg = parts.degradation
+    x = parts.data.train[:n].cpu()
     g = torch.Generator().manual_seed(ctx.seed)
     degraded = deg.degrade(x, deg.T, deg.sample_noise(x, g)).flatten()
-    prior = trainer.prior.sample(n, ctx.sample_shape, generator=g).flatten()
+    prior = parts.prior.sample(n, ctx.sample_shape, generator=g).flatten()
     fig, ax = plt.subplots(figsize=(7, 4))
     lo = float(min(degraded.min(), prior.min()))
     hi = float(max(degraded.max(), prior.max()))
@@ -128,17 +129,17 @@ def model_figures(runs: list[RunRecord], home: Path, registry: Any, out: Path, w
     """Every model figure for each run with saved weights; a run that cannot be drawn is reported, not hidden."""
     figures = []
     for run in runs:
-        if run.config.get("kind") == "autoencoder":
-            continue  # its figures are its reconstruction grids (in the grid figures)
+        if not kind_of(run.config).samples:
+            continue  # an autoencoder's figures are its reconstruction grids (in the grid figures)
         try:
-            loaded = load_trainer(run, home, registry)
+            loaded = load_components(run, home, registry)
             if loaded is None:
                 warn(f"run {run.id} ({run.name}) has no saved weights: no degradation, reconstruction, trajectory or prior figures")
                 continue
-            trainer, epoch = loaded
+            parts, epoch = loaded
             torch.manual_seed(0)
-            figures += [degradation_strip(run, trainer, out), reconstructions(run, trainer, epoch, out),
-                        trajectory(run, trainer, epoch, out), prior_histogram(run, trainer, out)]
+            figures += [degradation_strip(run, parts, out), reconstructions(run, parts, epoch, out),
+                        trajectory(run, parts, epoch, out), prior_histogram(run, parts, out)]
         except Exception as err:  # one run's failure must not lose the rest of the report
             warn(f"run {run.id} ({run.name}): model figures failed: {type(err).__name__}: {err}")
     return figures

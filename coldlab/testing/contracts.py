@@ -267,7 +267,7 @@ class NetworkContract(ComponentContract):
         return z, t_frac, y
 
     def forward(self, net, z, t_frac, y):
-        return net(z, t_frac, y) if y is not None else net(z, t_frac)
+        return net(z, t_frac, y)  # every network takes y (None without labels): the engine always passes it
 
     def test_output_has_the_input_shape(self, registry):
         net = self.make(registry)

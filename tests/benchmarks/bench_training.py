@@ -50,9 +50,9 @@ def spec(steps: int, batch_size: int) -> dict:
 
 
 def time_coldlab(trainer: Trainer, device: torch.device) -> float:
-    trainer.partial = None
+    trainer.loop.partial = None
     start = time.perf_counter()
-    trainer.train_epoch(1)
+    trainer.loop.train_epoch(1)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start

@@ -23,6 +23,7 @@ from torch import nn
 
 from coldlab import param
 from coldlab.components.metric import Metric, MetricUnavailable, MetricValue, SampleBatch
+from coldlab.imaging import to_unit
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 _HASHES: dict[tuple[str, int, float], str] = {}
@@ -80,8 +81,7 @@ class InceptionInput(nn.Module):
             self.num_features = int(num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lo, hi = self.value_range
-        x = ((x.float() - lo) / (hi - lo)).clamp(0, 1).mul(255).round().to(torch.uint8)
+        x = to_unit(x.float(), self.value_range).mul(255).round().to(torch.uint8)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return self.network(x).reshape(x.shape[0], -1)

@@ -17,10 +17,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torchmetrics.aggregation import MeanMetric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from coldlab import param
 from coldlab.components.metric import Metric, MetricValue, ReconstructionBatch
+from coldlab.imaging import psnr
 
 
 @dataclasses.dataclass
@@ -99,7 +100,10 @@ class PSNR(ReconstructionMetric):
     higher_is_better = True
 
     def make(self) -> Any:
-        return PeakSignalNoiseRatio(data_range=1.0, reduction="elementwise_mean", dim=(1, 2, 3))
+        return MeanMetric()
+
+    def feed(self, metric, recon, original):
+        metric.update(psnr(recon, original))
 
 
 class TestLoss(Metric):

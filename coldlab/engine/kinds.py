@@ -1,0 +1,63 @@
+"""Run kinds (``kind = "..."`` of an experiment): one table the engine, the queue, the smoke budget and
+the report dispatch through, instead of testing the kind's name where it matters.
+
+- ``diffusion`` (the default): a network trained on a forward process, sampled and evaluated.
+- ``autoencoder``: an autoencoder trained for latent diffusion; other runs (latent diffusion runs)
+  load what it writes, so its runs are queued first and those runs wait for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from coldlab.errors import ColdlabError
+
+
+@dataclasses.dataclass(frozen=True)
+class RunKind:
+    """What the rest of coldlab needs to know about a kind of run."""
+
+    name: str
+    #: "module:Class" of its trainer: ``Class(spec, run_dir, registry=, reporter=, device=, cache_dir=, home=)``
+    #: with ``run(resume=...)``; imported when a run of the kind is trained
+    trainer_path: str
+    #: the component tables its specs carry (besides dataset, train and eval)
+    components: tuple[str, ...]
+    #: other runs load what its runs write (queued first; those runs wait for them)
+    feeds_runs: bool = False
+    #: its runs sample from a network: ``coldlab eval`` and the report's model figures apply
+    samples: bool = True
+    #: why ``coldlab eval`` does not apply (kinds that do not sample)
+    no_eval_reason: str = ""
+    #: the smoke budget's extra overrides of a spec of this kind (see coldlab.engine.budget)
+    smoke: Callable[[dict[str, Any]], None] | None = None
+
+    def trainer(self) -> Any:
+        module, cls = self.trainer_path.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+def _autoencoder_smoke(spec: dict[str, Any]) -> None:
+    from coldlab.engine.budget import SMOKE_IMAGES
+
+    spec["train"]["scale_images"] = SMOKE_IMAGES
+
+
+KINDS: dict[str, RunKind] = {
+    "diffusion": RunKind("diffusion", "coldlab.engine.trainer:Trainer", ("network", "degradation", "prior", "sampler")),
+    "autoencoder": RunKind("autoencoder", "coldlab.engine.autoencoder_run:AutoencoderTrainer", ("autoencoder",),
+                           feeds_runs=True, samples=False, smoke=_autoencoder_smoke,
+                           no_eval_reason="it records its reconstruction error itself"),
+}
+
+
+def kind_of(spec: dict[str, Any] | str) -> RunKind:
+    """The :class:`RunKind` of a stored spec (no ``kind``: diffusion) or of a kind's name."""
+    name = spec if isinstance(spec, str) else spec.get("kind", "diffusion")
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ColdlabError(f"unknown run kind {name!r}", hint="kinds: " + ", ".join(KINDS), where=("kind",)) from None
