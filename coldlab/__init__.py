@@ -11,7 +11,7 @@ from coldlab.errors import ColdlabError, PluginLoadWarning
 # Imported on first use (PEP 562), so that `coldlab --help`, `ls` and `show` do not import torch.
 _LAZY = {
     **{name: "coldlab.components" for name in (
-        "Autoencoder", "DataContext", "Dataset", "Degradation", "DeviceCache", "Executor", "Metric", "MetricUnavailable",
+        "Autoencoder", "DataContext", "Dataset", "Degradation", "DeviceCache", "EvalContext", "Executor", "Metric", "MetricUnavailable",
         "MetricValue", "Network", "Prior", "ReconstructionBatch", "SampleBatch", "SampleResult", "Sampler", "Schedule",
         "SizedDegradation", "WorkerHandle", "as_steps", "data_root")},
     "hookimpl": "coldlab.hookspecs",
@@ -38,6 +38,7 @@ __all__ = [
     "ColdlabError",
     "DataContext",
     "Dataset",
+    "EvalContext",
     "Degradation",
     "DeviceCache",
     "Executor",

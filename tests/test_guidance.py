@@ -127,11 +127,12 @@ def test_guided_evaluation_records_its_labels_and_settings(registry, tmp_path):
     spec, _ = _spec(tmp_path, train=", label_dropout = 0.2", eval=', guidance_scale = 2.0, class = "all"')
     trainer = Trainer(spec, tmp_path / "run", registry=registry, reporter=Reporter())
     ctx = trainer.eval_context()
+    assert ctx.requested_labels().tolist() == [0, 1, 2, 0, 1, 2]  # known before any sample is drawn
     samples = ctx.samples()
-    assert samples.shape == (6, *SHAPE) and ctx.sample_labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert samples.shape == (6, *SHAPE) and ctx.requested_labels().tolist() == [0, 1, 2, 0, 1, 2]
     assert eval_settings([], ctx, "model")["guidance_scale"] == 2.0
     unguided = trainer.eval_context(guidance_scale=None)
-    assert not torch.equal(unguided.samples(), samples) and unguided.sample_labels is None
+    assert not torch.equal(unguided.samples(), samples) and unguided.requested_labels() is None
 
 
 @pytest.mark.parametrize("over, where, message", [

@@ -10,7 +10,7 @@ from torch import nn
 
 from coldlab.components.metric import ReconstructionBatch
 from coldlab.default_plugins.metrics import inception
-from coldlab.engine.evaluation import EvalContext, build_metrics, evaluate
+from coldlab.engine.evaluation import RunEvaluation, build_metrics, evaluate
 from oracles import ConstantNetwork, OracleNetwork
 from conftest import needs_mnist
 
@@ -51,7 +51,7 @@ def context(registry, tmp_path, *, dataset=SYNTH, net=None, degradation=None, sa
             cache="cache"):
     ds = registry.build("dataset", dataset)
     deg = registry.build("degradation", degradation or {"name": "gaussian", "schedule": {"name": "linear", "T": 20}})
-    return EvalContext(
+    return RunEvaluation(
         registry=registry, dataset_spec=registry.resolve("dataset", dataset), net=net or ConstantNetwork(torch.zeros(1)),
         degradation=deg, sampler=registry.build("sampler", sampler), prior=registry.build("prior", "gaussian"),
         shape=ds.shape, num_classes=ds.num_classes, value_range=ds.value_range, device="cpu", samples=samples,
@@ -210,13 +210,11 @@ def test_classifier_fid_and_class_histogram_on_real_mnist(registry, tmp_path):
 def test_class_histogram_measures_agreement_with_the_requested_classes(registry, tmp_path):
     ctx = context(registry, tmp_path, dataset="mnist", batch=1000)
     images, labels = ctx.test_set()
-    ctx.use_samples(images[:2000])
-    ctx.sample_labels = labels[:2000]
+    ctx.use_samples(images[:2000], requested=labels[:2000])
     right = run(registry, ctx, "class-histogram")["class-histogram"].detail
     assert right["agreement"] > 0.95 and set(right["agreement_per_class"]) == {str(c) for c in range(10)}
     ctx = context(registry, tmp_path, dataset="mnist", batch=1000)
-    ctx.use_samples(images[:2000])
-    ctx.sample_labels = (labels[:2000] + 1) % 10
+    ctx.use_samples(images[:2000], requested=(labels[:2000] + 1) % 10)
     wrong = run(registry, ctx, "class-histogram")["class-histogram"].detail
     assert wrong["agreement"] < 0.05 and wrong["requested"][:5] == ((labels[:5] + 1) % 10).tolist()
     ctx = context(registry, tmp_path, dataset="mnist", batch=1000)

@@ -4,7 +4,7 @@ from coldlab.components.autoencoder import Autoencoder
 from coldlab.components.dataset import DataContext, Dataset, data_root
 from coldlab.components.degradation import Degradation, DeviceCache, SizedDegradation, as_steps
 from coldlab.components.executor import Executor, WorkerHandle
-from coldlab.components.metric import Metric, MetricUnavailable, MetricValue, ReconstructionBatch, SampleBatch
+from coldlab.components.metric import EvalContext, Metric, MetricUnavailable, MetricValue, ReconstructionBatch, SampleBatch
 from coldlab.components.network import Network
 from coldlab.components.prior import Prior
 from coldlab.components.sampler import SampleResult, Sampler
@@ -16,6 +16,7 @@ __all__ = [
     "Dataset",
     "Degradation",
     "DeviceCache",
+    "EvalContext",
     "Executor",
     "Metric",
     "MetricUnavailable",

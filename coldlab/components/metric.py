@@ -1,7 +1,8 @@
 """Evaluation metrics: what a metric plugin subclasses.
 
-A metric reads from an :class:`coldlab.engine.evaluation.EvalContext` (the run's network,
-degradation, sampler, prior, test data and caches). Metrics that consume generated samples
+A metric reads from an :class:`EvalContext` (the run's network, degradation, sampler, test data and
+caches): the read API below, which the engine implements (``coldlab.engine.evaluation.RunEvaluation``)
+and a test may fake. Metrics that consume generated samples
 or conditional reconstructions declare ``source`` and implement the torchmetrics-style
 ``reset`` / ``update`` / ``compute`` triple; the context generates those inputs once per
 evaluation and shares them between every metric that asks. A metric with ``source = None``
@@ -11,14 +12,16 @@ overrides :meth:`Metric.evaluate` and does its own work (K-S normality, sampling
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
 from coldlab.params import NoParams
 
 if TYPE_CHECKING:
-    from coldlab.engine.evaluation import EvalContext
+    from coldlab.components.degradation import Degradation
+    from coldlab.components.sampler import Sampler
 
 
 class MetricUnavailable(Exception):
@@ -53,6 +56,74 @@ class ReconstructionBatch:
     labels: torch.Tensor
 
 
+@runtime_checkable
+class EvalContext(Protocol):
+    """What a metric may read during one evaluation of one set of weights.
+
+    Images are in the dataset's ``value_range`` with ``shape`` (C, H, W); every tensor a method
+    returns is on ``device`` unless it says otherwise. Generated samples and reconstructions come to
+    a metric through :meth:`batches` (shared by every metric of the evaluation).
+    """
+
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The image shape (C, H, W) (a latent run's network works on another shape; metrics see images)."""
+    @property
+    def num_classes(self) -> int: ...
+    @property
+    def value_range(self) -> tuple[float, float]: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def seed(self) -> int:
+        """``eval.seed``: seed every random draw of a metric from it (:meth:`generator`)."""
+    @property
+    def dataset_spec(self) -> dict[str, Any]:
+        """The run's resolved dataset table (cache keys)."""
+    @property
+    def train_loss(self) -> str:
+        """The run's training loss (``"mse"`` or ``"l1"``)."""
+    @property
+    def conditional(self) -> bool:
+        """Whether the network takes class labels."""
+    @property
+    def net(self) -> torch.nn.Module:
+        """The sampling weights (in eval mode when sampling)."""
+    @property
+    def degradation(self) -> Degradation: ...
+    @property
+    def sampler(self) -> Sampler: ...
+    @property
+    def shared(self) -> dict[str, Any]:
+        """Objects metrics of one evaluation share (a classifier), by key."""
+
+    def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dataset's test images and labels (CPU)."""
+    def train_set(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's training images and labels (CPU)."""
+    def to_unit(self, images: torch.Tensor) -> torch.Tensor:
+        """Images mapped from ``value_range`` to [0, 1], clamped."""
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images as the network sees them (latents in a latent diffusion run)."""
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """What the network works on, back as images."""
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A generator on ``device`` seeded with ``seed + offset``."""
+    def generate(self, n: int, batch_size: int | None = None) -> Iterator[torch.Tensor]:
+        """``n`` new samples in batches, from fixed start points (timing metrics)."""
+    def network_output(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's output for z_t at integer steps ``t``."""
+    def requested_labels(self) -> torch.Tensor | None:
+        """The class asked of each generated sample (classifier-free guidance), or None when samples are
+        drawn without labels."""
+    def cached(self, kind: str, key: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """``compute()`` once per (kind, key) on this machine, then read from the cache."""
+    def batches(self, source: str, metric: Metric) -> Iterator[SampleBatch | ReconstructionBatch]:
+        """The inputs of a metric with ``source`` ``"samples"`` or ``"reconstructions"``."""
+
+
 class Metric:
     """Base of the metric plugins.
 
@@ -68,7 +139,7 @@ class Metric:
     def __init__(self, params: Any) -> None:
         self.params = params
 
-    def evaluate(self, ctx: "EvalContext") -> MetricValue:
+    def evaluate(self, ctx: EvalContext) -> MetricValue:
         """Reset, feed every batch of the metric's source, compute."""
         if self.source is None:
             raise NotImplementedError(f"{type(self).__name__} has no source: it must override evaluate()")
@@ -77,7 +148,7 @@ class Metric:
             self.update(batch)
         return self.compute()
 
-    def reset(self, ctx: "EvalContext") -> None:
+    def reset(self, ctx: EvalContext) -> None:
         """Prepare for a new evaluation (build torchmetrics objects, load cached statistics)."""
 
     def update(self, batch: SampleBatch | ReconstructionBatch) -> None:

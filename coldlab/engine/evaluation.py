@@ -1,6 +1,6 @@
 """Evaluation: run a run's metric plugins against one set of weights.
 
-The :class:`EvalContext` generates what metrics consume once per evaluation and shares it:
+The :class:`RunEvaluation` (the engine's :class:`coldlab.EvalContext`) generates what metrics consume once per evaluation and shares it:
 ``eval.samples`` unconditional samples from the prior's fixed start points (seed
 ``eval.seed``, so two evaluations of the same weights give the same numbers), and
 conditional reconstructions of the test set for each requested step t. It also keeps a
@@ -54,8 +54,9 @@ class MetricResult:
         return detail
 
 
-class EvalContext:
-    """Everything a metric may read: the run's components, its data and the caches."""
+class RunEvaluation:
+    """The engine's :class:`coldlab.EvalContext`: one evaluation of a run's weights (its components,
+    data and caches)."""
 
     def __init__(self, *, registry: Registry, dataset_spec: dict[str, Any], net: torch.nn.Module, degradation: Any,
                  sampler: Any, prior: Any, shape: tuple[int, int, int], num_classes: int,
@@ -75,12 +76,12 @@ class EvalContext:
         self.conditional = bool(getattr(getattr(net, "params", None), "conditional", False))
         self.on_batch = on_batch or (lambda: None)
         self._samples: torch.Tensor | None = None
+        self._requested: torch.Tensor | None = None
         self._reconstructions: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.shared: dict[str, Any] = {}  # per-evaluation objects metrics share (the classifier)
         self.sampling_seconds = 0.0
         # classifier-free guidance: None samples without labels (a conditional network sees its null label)
         self.guidance_scale, self.sample_class = guidance_scale, sample_class
-        self.sample_labels: torch.Tensor | None = None  # the class asked of each generated sample, when guided
         # latent diffusion: the network works on codec.encode(images); samples and reconstructions are
         # decoded before any metric sees them (``shape`` stays the image shape)
         self.codec = codec
@@ -130,13 +131,23 @@ class EvalContext:
             from coldlab.engine.guidance import GuidedNetwork, sample_labels
 
             net, labels = GuidedNetwork(self.net, self.guidance_scale), sample_labels(n, self.num_classes, self.sample_class)
-            self.sample_labels = labels.to(self.device)
         for i in range(0, n, batch_size):
             b = min(batch_size, n - i)
             z = self.prior.sample(b, self.sample_shape, generator=start_gen).to(self.device)
             y = None if labels is None else labels[i : i + b].to(self.device)
             yield self.decode(self.sampler.sample(net, self.degradation, z, y=y, generator=step_gen).images)
             self.on_batch()
+
+    def requested_labels(self) -> torch.Tensor | None:
+        """The class asked of each of the ``eval.samples`` generated samples (on ``device``), or None
+        without guidance (known before the samples are generated)."""
+        if self._requested is not None:
+            return self._requested
+        if self.guidance_scale is None:
+            return None
+        from coldlab.engine.guidance import sample_labels
+
+        return sample_labels(self.n_samples, self.num_classes, self.sample_class).to(self.device)
 
     @property
     def has_samples(self) -> bool:
@@ -148,9 +159,11 @@ class EvalContext:
         lo, hi = self.value_range
         return images.clamp(lo, hi)
 
-    def use_samples(self, images: torch.Tensor) -> None:
-        """Evaluate these images instead of generating samples (images made elsewhere; tests)."""
+    def use_samples(self, images: torch.Tensor, requested: torch.Tensor | None = None) -> None:
+        """Evaluate these images instead of generating samples (images made elsewhere; tests);
+        ``requested``: the class each was asked to be, if any."""
         self._samples = self.clamp(images.to(self.device))
+        self._requested = None if requested is None else requested.to(self.device)
 
     def samples(self) -> torch.Tensor:
         """The evaluation's ``eval.samples`` generated samples (made once, shared by every metric),
@@ -213,7 +226,7 @@ class EvalContext:
         return value
 
 
-def evaluate(ctx: EvalContext, metrics: list[tuple[dict[str, Any], Metric]]) -> list[MetricResult]:
+def evaluate(ctx: RunEvaluation, metrics: list[tuple[dict[str, Any], Metric]]) -> list[MetricResult]:
     """Evaluate each (resolved spec, metric) in order; unavailable metrics are recorded as such."""
     results = []
     for spec, metric in metrics:
@@ -238,12 +251,12 @@ def build_metrics(registry: Registry, specs: list[Any]) -> list[tuple[dict[str, 
     return built
 
 
-def save_samples(samples: torch.Tensor, ctx: EvalContext, path: Path) -> Path:
+def save_samples(samples: torch.Tensor, ctx: RunEvaluation, path: Path) -> Path:
     """Generated samples as uint8 in [0, 255] (what reports show as best and worst samples)."""
     return save_atomic((ctx.to_unit(samples.float()) * 255).round().to(torch.uint8).cpu(), path)
 
 
-def eval_settings(metrics: list[dict[str, Any]], ctx: EvalContext, weights: str, **extra: Any) -> dict[str, Any]:
+def eval_settings(metrics: list[dict[str, Any]], ctx: RunEvaluation, weights: str, **extra: Any) -> dict[str, Any]:
     """What an evaluation was computed from (stored with it)."""
     guidance = {} if ctx.guidance_scale is None else {"guidance_scale": ctx.guidance_scale, "class": ctx.sample_class}
     return {"samples": ctx.n_samples, "batch_size": ctx.batch_size, "seed": ctx.seed, "weights": weights,

@@ -16,7 +16,7 @@ import torch
 
 from coldlab.config import EvalSettings, LoopSettings, TrainSettings, settings_of
 from coldlab.engine.data import RunData, load_run_data
-from coldlab.engine.evaluation import EvalContext
+from coldlab.engine.evaluation import RunEvaluation
 from coldlab.errors import ColdlabError
 from coldlab.files import load_tensors
 from coldlab.home import Home, as_home
@@ -91,10 +91,10 @@ class RunComponents:
         return self.images.train.cpu(), self.images.train_labels.cpu()
 
     def eval_context(self, *, sampler: Any = None, samples: int | None = None, guidance_scale: Any = "run",
-                     sample_class: Any = "run", on_batch: Callable[[], None] | None = None) -> EvalContext:
-        """An :class:`EvalContext` for the current sampling weights (guidance: the run's ``eval`` settings
+                     sample_class: Any = "run", on_batch: Callable[[], None] | None = None) -> RunEvaluation:
+        """An :class:`RunEvaluation` for the current sampling weights (guidance: the run's ``eval`` settings
         unless given)."""
-        return EvalContext(
+        return RunEvaluation(
             registry=self.registry, dataset_spec=self.spec["dataset"], net=self.sampling_net, degradation=self.degradation,
             sampler=sampler or self.sampler, prior=self.prior, shape=self.images.shape, num_classes=self.data.num_classes,
             value_range=self.images.value_range, device=self.device, codec=self.codec,

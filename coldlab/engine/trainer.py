@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coldlab.engine.evaluation import EvalContext, Metric, build_metrics, eval_settings, evaluate, save_samples
+from coldlab.engine.evaluation import RunEvaluation, Metric, build_metrics, eval_settings, evaluate, save_samples
 from coldlab.engine.loop import TrainingLoop
 from coldlab.engine.reporter import Reporter, StopRequested
 from coldlab.engine.run import RunComponents
@@ -65,8 +65,8 @@ class Trainer:
 
     # ---- evaluation --------------------------------------------------------------------
     def eval_context(self, *, sampler: Any = None, samples: int | None = None, guidance_scale: Any = "run",
-                     sample_class: Any = "run") -> EvalContext:
-        """The run's :class:`EvalContext`; each generated batch is a step of progress (a stop request
+                     sample_class: Any = "run") -> RunEvaluation:
+        """The run's :class:`RunEvaluation`; each generated batch is a step of progress (a stop request
         is honoured mid-evaluation)."""
         return self.parts.eval_context(sampler=sampler, samples=samples, guidance_scale=guidance_scale,
                                        sample_class=sample_class, on_batch=self.loop.beat)
@@ -119,7 +119,7 @@ class Trainer:
             ctx = self.eval_context(guidance_scale=float(w))
             self._evaluate_and_record(ctx, build_metrics(self.registry, specs), specs, key, epoch, origin="guidance")
 
-    def _evaluate_and_record(self, ctx: EvalContext, metrics: list[tuple[dict[str, Any], Metric]], specs: list[dict[str, Any]],
+    def _evaluate_and_record(self, ctx: RunEvaluation, metrics: list[tuple[dict[str, Any], Metric]], specs: list[dict[str, Any]],
                              key: str, epoch: int, *, origin: str = "training", samples_file: str | None = None) -> None:
         """Evaluate, keep the generated samples (if asked and made) and record the evaluation."""
         start = time.perf_counter()

@@ -39,7 +39,7 @@ class ClassHistogram(Metric):
     def reset(self, ctx: Any) -> None:
         self.model, self.info = classifier_for(ctx, epochs=self.params.epochs)
         self.num_classes = ctx.num_classes
-        self.ctx = ctx  # guided samples: the class asked of each (ctx.sample_labels, set when they are generated)
+        self.requested = ctx.requested_labels()  # guided samples: the class asked of each
         self.predicted: list[torch.Tensor] = []
         self.confidence: list[torch.Tensor] = []
 
@@ -57,10 +57,9 @@ class ClassHistogram(Metric):
         entropy = 0.0 - sum(float(p) * math.log2(float(p)) for p in share if p > 0)
         order = torch.argsort(conf, descending=True)
         keep = min(self.params.keep, len(order))
-        requested = getattr(self.ctx, "sample_labels", None)
         agreement = {}
-        if requested is not None and len(requested) == len(pred):
-            asked = requested.cpu()
+        if self.requested is not None and len(self.requested) == len(pred):
+            asked = self.requested.cpu()
             hits = pred == asked
             agreement = {"requested": asked.tolist(), "agreement": float(hits.double().mean()),
                          "agreement_per_class": {str(c): float(hits[asked == c].double().mean())
