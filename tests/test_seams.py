@@ -46,3 +46,49 @@ def test_eval_context_is_public_and_the_engine_implements_it(tmp_path):
     assert isinstance(ctx, EvalContext)
     assert ctx.requested_labels() is None
     assert torch.equal(ctx.to_unit(torch.tensor([-0.5, 0.0, 0.5, 9.0])), torch.tensor([0.0, 0.5, 1.0, 1.0]))
+
+
+def test_old_stores_get_experiment_and_seed_from_names_and_specs(tmp_path):
+    import sqlite3
+
+    from coldlab.store import connect
+    from coldlab.store.migrations import MIGRATIONS
+
+    raw = sqlite3.connect(tmp_path / "coldlab.db")
+    raw.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:4]:
+        fn(raw)
+        raw.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
+    for name, seed in (("a-seed3", 3), ("a-seed4-smoke", 4), ("b-seedless", None)):
+        config = '{"train": {"seed": %d}}' % seed if seed is not None else "{}"
+        raw.execute("INSERT INTO runs (study, name, config, created) VALUES ('s', ?, ?, 0)", (name, config))
+    raw.commit()
+    raw.close()
+    rows = connect(tmp_path / "coldlab.db").execute("SELECT name, experiment, seed FROM runs ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [("a-seed3", "a", 3), ("a-seed4-smoke", "a-smoke", 4), ("b-seedless", "b-seedless", None)]
+
+
+def test_the_experiment_is_a_stored_field_not_parsed_from_the_run_name(tmp_path):
+    """An experiment whose own name ends in -seedN keeps it; runs of one experiment pool, smoke runs apart."""
+    from coldlab.config import load_experiments
+    from coldlab.engine.budget import smoke
+    from coldlab.engine.queueing import queue_runs
+    from coldlab.home import Home
+    from coldlab.report.collect import collect
+
+    path = tmp_path / "e.toml"
+    path.write_text('[defaults]\ndataset = "synthetic"\nnetwork = { name = "cnn", channels = [4] }\n'
+                    'degradation = { name = "gaussian", schedule = { name = "linear", T = 10 } }\nsampler = "ddim"\n'
+                    '[[experiment]]\nstudy = "s"\nname = "lr-seed7"\n'
+                    '[[experiment]]\nstudy = "s"\nname = "pooled"\nseeds = [1, 2]\n')
+    home = Home(tmp_path / "h")
+    conn = home.connect()
+    runs = load_experiments(path)
+    list(queue_runs(conn, runs))
+    list(queue_runs(conn, runs, prepare=smoke))
+    rows = {r["name"]: (r["experiment"], r["seed"]) for r in conn.execute("SELECT * FROM runs")}
+    assert rows == {"lr-seed7": ("lr-seed7", 0), "pooled-seed1": ("pooled", 1), "pooled-seed2": ("pooled", 2),
+                    "lr-seed7-smoke": ("lr-seed7-smoke", 0), "pooled-seed1-smoke": ("pooled-smoke", 1),
+                    "pooled-seed2-smoke": ("pooled-smoke", 2)}
+    records = {r.name: r.experiment for r in collect(home).runs}
+    assert records["lr-seed7"] == "lr-seed7" and records["pooled-seed2"] == "pooled"

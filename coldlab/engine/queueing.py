@@ -34,6 +34,13 @@ def _link(run: Any, spec: dict[str, Any], ids: dict[tuple[str, str], int]) -> in
     return latent["run_id"]
 
 
+def stored_experiment(run: Any, spec: dict[str, Any]) -> str:
+    """The experiment name stored with a run: the run's experiment, with whatever ``prepare`` added to the
+    run's name (``--smoke``: ``-smoke``), so that smoke runs never pool with the experiment's full runs."""
+    suffix = spec["name"][len(run.name):] if spec["name"].startswith(run.name) else ""
+    return str(run.experiment) + suffix
+
+
 def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]], where: str = "") -> None:
     """Raise a located ColdlabError if a planned run is in the store with other settings."""
     existing = stored_configs(conn)
@@ -64,7 +71,7 @@ def queue_runs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dic
     for run, spec in plan:
         depends_on = _link(run, spec, ids)
         run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on,
-                                  max_attempts=max_attempts)
+                                  max_attempts=max_attempts, experiment=stored_experiment(run, spec), seed=run.seed)
         if kind_of(run.kind).feeds_runs:
             ids[(run.study, run.name)] = run_id
         yield run, spec, run_id, created

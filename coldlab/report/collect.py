@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from coldlab.errors import ColdlabError
 from coldlab.home import Home, as_home
 from coldlab.store.queries import artifacts, evaluations, list_runs, metric_series, running_seconds
-
-_SEED = re.compile(r"-seed\d+(?=(-smoke)?$)")
 
 
 @dataclasses.dataclass
@@ -31,11 +28,11 @@ class RunRecord:
     series: dict[str, list[dict[str, Any]]]
     evaluations: list[dict[str, Any]]
     artifacts: list[dict[str, Any]]  # "path": the file (resolved against HOME)
+    experiment: str = ""  # the experiment the run comes from (its runs at several seeds share it)
+    seed: int | None = None
 
-    @property
-    def experiment(self) -> str:
-        """The experiment's name without a ``-seedN`` suffix (runs of one experiment at several seeds)."""
-        return _SEED.sub("", self.name)
+    def __post_init__(self) -> None:
+        self.experiment = self.experiment or self.name
 
     @property
     def training_evaluations(self) -> list[dict[str, Any]]:
@@ -101,7 +98,7 @@ def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: lis
         runs.append(RunRecord(
             id=r["id"], study=r["study"], name=r["name"], status=r["status"], error=r["error"], config=json.loads(r["config"]),
             epoch=r["epoch"], epochs=r["epochs"], seconds=running_seconds(r), series=metric_series(conn, r["id"]),
-            evaluations=evaluations(conn, r["id"]),
+            evaluations=evaluations(conn, r["id"]), experiment=r["experiment"] or r["name"], seed=r["seed"],
             artifacts=[{**dict(a), "stored": a["path"], "path": str(home.file(a["path"]))} for a in artifacts(conn, r["id"])],
         ))
     conn.close()

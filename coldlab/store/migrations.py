@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import time
 from typing import Callable
@@ -120,6 +122,24 @@ def m004_attempt_time_and_deaths(conn: sqlite3.Connection) -> None:
         if fixed != row[2]:
             conn.execute("UPDATE OR REPLACE artifacts SET path = ? WHERE run_id = ? AND kind = ? AND path = ?",
                          (fixed, row[0], row[1], row[2]))
+
+
+@migration
+def m005_experiment_and_seed(conn: sqlite3.Connection) -> None:
+    """The experiment a run comes from and its seed, as fields (they were recovered by parsing run names:
+    ``NAME-seedN``, ``NAME-seedN-smoke``). Existing runs get them from their name and stored spec."""
+    conn.execute("ALTER TABLE runs ADD COLUMN experiment TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN seed INTEGER")
+    for row in conn.execute("SELECT id, name, config FROM runs").fetchall():
+        try:
+            seed = json.loads(row[2]).get("train", {}).get("seed")
+        except (ValueError, AttributeError):
+            seed = None
+        conn.execute("UPDATE runs SET experiment = ?, seed = ? WHERE id = ?",
+                     (_SEEDED.sub("", row[1]), seed if isinstance(seed, int) else None, row[0]))
+
+
+_SEEDED = re.compile(r"-seed\d+(?=(-smoke)?$)")
 
 
 def home_relative(path: str) -> str:

@@ -17,8 +17,12 @@ _ATTEMPT_TIME = "MAX(0, COALESCE({end}, attempt_started) - COALESCE(attempt_star
 
 
 def enqueue(conn: sqlite3.Connection, study: str, name: str, config: dict[str, Any], *, epochs: int = 0,
-            priority: int = 0, depends_on: int | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> tuple[int, bool]:
+            priority: int = 0, depends_on: int | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+            experiment: str | None = None, seed: int | None = None) -> tuple[int, bool]:
     """Add a run; returns (id, created). An existing (study, name) is left as it is.
+
+    ``experiment``: the experiment the run comes from (default: its name; the runs of one experiment
+    at several seeds share it, and reports pool them); ``seed``: its seed.
 
     A run that ``depends_on`` another is claimed only once that one has finished (and is skipped,
     with the reason, if it fails or is cancelled). A run whose worker process dies ``max_attempts``
@@ -28,9 +32,10 @@ def enqueue(conn: sqlite3.Connection, study: str, name: str, config: dict[str, A
         if row:
             return int(row["id"]), False
         cur = conn.execute(
-            "INSERT INTO runs (study, name, config, epochs, priority, created, depends_on, max_attempts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on, max_attempts),
+            "INSERT INTO runs (study, name, config, epochs, priority, created, depends_on, max_attempts, experiment, seed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on, max_attempts,
+             experiment or name, seed),
         )
         return int(cur.lastrowid), True
 
