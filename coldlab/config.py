@@ -39,19 +39,20 @@ DEFAULT_COMPONENTS: dict[str, Any] = {"prior": "gaussian"}
 class LoopSettings:
     """The training-loop settings every kind of run has (diffusion and autoencoder runs)."""
 
-    batch_size: int = param(128, "images per step", min=1)
+    batch_size: int = param(128, "images per step", min=1, smoke=64)
     weight_decay: float = param(0.0, "Adam weight decay (003: 1e-4)", min=0)
     seed: int = param(0, "seed of the split, initialisation and training", min=0, max=SEED_MAX)
     val_fraction: float = param(0.2, "share of the training data held out for validation", min=0, lt=1)
-    log_every: int = param(50, "record the train loss every this many steps", min=1)
-    max_train_images: int = param(0, "use at most this many training images (0: all)", min=0)
+    log_every: int = param(50, "record the train loss every this many steps", min=1, smoke=1)
+    max_train_images: int = param(0, "use at most this many training images (0: all); the cap applies to the pool "
+                                          "before the validation split (12000 with val_fraction 0.2 trains on 9600)", min=0, smoke=256)
 
 
 @dataclasses.dataclass
 class TrainSettings(LoopSettings):
     """Training settings of an experiment (the ``train`` table)."""
 
-    epochs: int = param(50, "number of epochs", min=1)
+    epochs: int = param(50, "number of epochs", min=1, smoke=1)
     lr: float = param(2e-4, "Adam learning rate", gt=0)
     ema: float = param(0.0, "EMA decay of the weights used for sampling (0: no EMA)", min=0, lt=1)
     loss: Literal["mse", "l1"] = param("mse", "loss between the network output and the target")
@@ -63,9 +64,9 @@ class TrainSettings(LoopSettings):
 class EvalSettings:
     """Evaluation settings of an experiment (the ``eval`` table)."""
 
-    every: int = param(5, "evaluate every this many epochs (and after the last)", min=0)
-    samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)", min=1)
-    grid: int = param(64, "samples in each saved grid", min=1)
+    every: int = param(5, "evaluate every this many epochs (and after the last; 0: only after the last)", min=0, smoke=1)
+    samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)", min=1, smoke=16)
+    grid: int = param(64, "samples in each saved grid", min=1, smoke=4)
     metrics: list[str | dict] = param([], "metric plugins to evaluate: names, or tables with a name and parameters")
     seed: int = param(1234, "seed of the fixed batch of start points (and of every random draw in evaluation)", min=0, max=SEED_MAX)
     final_metrics: list[str | dict] = param([], "metrics evaluated only after the last epoch (costly ones)")
@@ -127,9 +128,9 @@ class RunSpec:
 class AutoencoderTrainSettings(LoopSettings):
     """Training settings of a ``kind = "autoencoder"`` experiment (the ``train`` table)."""
 
-    epochs: int = param(20, "number of epochs", min=1)
+    epochs: int = param(20, "number of epochs", min=1, smoke=1)
     lr: float = param(1e-3, "Adam learning rate", gt=0)
-    scale_images: int = param(5000, "training images the latents' scale factor is estimated on (0: all)", min=0)
+    scale_images: int = param(5000, "training images the latents' scale factor is estimated on (0: all)", min=0, smoke=256)
 
 
 @dataclasses.dataclass
@@ -137,8 +138,8 @@ class AutoencoderEvalSettings:
     """Evaluation settings of a ``kind = "autoencoder"`` experiment: reconstruction error and PSNR on the
     validation images, and a grid of validation images over their reconstructions."""
 
-    every: int = param(5, "evaluate every this many epochs (and after the last)", min=0)
-    grid: int = param(32, "validation images in each reconstruction grid (shown over their reconstructions)", min=1)
+    every: int = param(5, "evaluate every this many epochs (and after the last)", min=0, smoke=1)
+    grid: int = param(32, "validation images in each reconstruction grid (shown over their reconstructions)", min=1, smoke=4)
     batch_size: int = param(250, "images encoded and decoded per batch in evaluation", min=1)
 
 
@@ -282,15 +283,6 @@ def _resolve_latent(value: Any, base_dir: Path) -> dict[str, Any]:
     return {"run": value["run"], "study": value.get("study")}
 
 
-def latent_sampler(resolved: dict[str, Any], given: Any) -> dict[str, Any]:
-    """A sampler for latents: x0 clipping (``clip_x0``, made for images in a bounded range) is off
-    unless the experiment sets it, since latents have unit variance and no bound (latent diffusion
-    does not clip either)."""
-    if "clip_x0" in resolved and not (isinstance(given, dict) and "clip_x0" in given):
-        return {**resolved, "clip_x0": False}
-    return resolved
-
-
 def _link_latents(runs: list[RunSpec], experiments: dict[str, str]) -> None:
     """Point every latent diffusion run at the autoencoder run it names (same file); check the data agree."""
     autoencoders = {(r.study, r.name): r for r in runs if r.kind == "autoencoder"}
@@ -365,12 +357,10 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
     except ColdlabError as err:
         raise err.at("sampler") from None
     latent = _resolve_latent(raw["latent"], base_dir) if "latent" in raw else None
-    if latent is not None:
-        if resolved["degradation"]["name"] == "morph":
-            raise ColdlabError("morph degrades towards images of another dataset, not latents",
-                               hint="use a noise or cold degradation that acts on any tensor (gaussian, blur, zoom)",
-                               where=("degradation",))
-        resolved["sampler"] = latent_sampler(resolved["sampler"], raw["sampler"])
+    if latent is not None and degradation.images_only:
+        raise ColdlabError(f"degradation {resolved['degradation']['name']!r} works on images only, not on latents",
+                           hint="use a noise or cold degradation that acts on any tensor (gaussian, blur, zoom)",
+                           where=("degradation",))
     return [RunSpec(study=raw["study"], name=name, seed=seed, train={**train, "seed": seed}, eval=evaluation,
                     latent=dict(latent) if latent else None, experiment=raw["name"], **{k: resolved[k] for k in COMPONENT_KEYS})
             for seed, name in _seeded_runs(raw, train["seed"])]

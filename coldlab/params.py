@@ -22,7 +22,7 @@ SEED_MAX = 2**63 - 16  # seeds: seed + a few offsets must still fit
 
 
 def param(default: Any = _MISSING, doc: str = "", *, kind: str | None = None, min: float | None = None,
-          max: float | None = None, gt: float | None = None, lt: float | None = None) -> Any:
+          max: float | None = None, gt: float | None = None, lt: float | None = None, smoke: float | None = None) -> Any:
     """Declare one documented parameter of a component.
 
     ``default`` may be a list or dict (copied per instance). ``kind`` marks a nested
@@ -30,8 +30,14 @@ def param(default: Any = _MISSING, doc: str = "", *, kind: str | None = None, mi
     ``min``/``max`` (inclusive) and ``gt``/``lt`` (exclusive) bound a number (each element of a
     list of numbers); a value outside is a located error naming the key and the range.
     Every integer must also fit in 64 bits.
+
+    ``smoke``: the parameter's cap at the smoke budget (``coldlab run --smoke``): a value above it, or
+    one meaning "all" (None or 0), becomes ``smoke`` (see :func:`smoke_capped`). Declare it on every
+    parameter that sets how much work a component does (images, samples, steps, epochs).
     """
     metadata: dict[str, Any] = {"doc": doc}
+    if smoke is not None:
+        metadata["smoke"] = smoke
     if kind is not None:
         metadata["kind"] = kind
     bounds = {k: v for k, v in (("min", min), ("max", max), ("gt", gt), ("lt", lt)) if v is not None}
@@ -41,6 +47,19 @@ def param(default: Any = _MISSING, doc: str = "", *, kind: str | None = None, mi
         value = default
         return dataclasses.field(default_factory=lambda: _copy(value), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def smoke_capped(params_cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a resolved table of ``params_cls``) at the smoke budget: each parameter declared with
+    ``smoke=N`` becomes ``min(value, N)``, or N where the value is None or 0 ("all")."""
+    out = dict(values)
+    for f in dataclasses.fields(params_cls):
+        cap = f.metadata.get("smoke")
+        if cap is None or f.name not in out:
+            continue
+        value = out[f.name]
+        out[f.name] = cap if value is None or value == 0 else min(value, cap)
+    return out
 
 
 def _copy(value: Any) -> Any:

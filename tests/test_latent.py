@@ -68,10 +68,8 @@ def test_an_autoencoder_experiment_resolves_without_the_diffusion_defaults(tmp_p
     assert s["vae"]["kind"] == "autoencoder" and s["vae"]["autoencoder"]["latent_channels"] == 2
     assert s["vae"]["network"] == {} and "metrics" not in s["vae"]["eval"]  # [defaults] are for diffusion runs
     assert s["ldm"]["latent"] == {"run": "vae", "study": "lat"} and "kind" not in s["ldm"]
-    # latents are unbounded: ddim's x0 clipping is off in a latent run unless the experiment sets it
-    assert s["ldm"]["sampler"]["clip_x0"] is False
-    kept = specs(tmp_path, TOML.replace('sampler = "ddim"', 'sampler = { name = "ddim", clip_x0 = true }'))
-    assert kept["ldm"]["sampler"]["clip_x0"] is True
+    # the sampler's table is the same as in an image run: what it clips to is a fact of the data (below)
+    assert s["ldm"]["sampler"]["clip_x0"] is True and s["ldm"]["sampler"]["clip_value"] is None
 
 
 @pytest.mark.parametrize("change, message", [
@@ -86,7 +84,7 @@ def test_an_autoencoder_experiment_resolves_without_the_diffusion_defaults(tmp_p
     (('kind = "autoencoder"\n', 'kind = "autoencoder"\ndataset = { name = "synthetic", train = 96, test = 16, size = 8 }\n'),
      "ldm: latent: run: the autoencoder run 'vae' was trained on 'synthetic'"),
     (('degradation = { name = "gaussian", schedule = { name = "linear", T = 20 } }',
-      'degradation = { name = "morph", target_dataset = "synthetic" }'), "ldm: degradation: morph degrades towards images"),
+      'degradation = { name = "morph", target_dataset = "synthetic" }'), "ldm: degradation: degradation 'morph' works on images only, not on latents"),
 ])
 def test_latent_and_autoencoder_mistakes_are_located_errors(tmp_path, change, message):
     path = write(tmp_path, TOML.replace(*change))
@@ -176,6 +174,9 @@ def latent_trainer(trained, tmp_path):
 
 def test_a_latent_run_trains_on_the_latents_of_its_split(trained, tmp_path):
     trainer = latent_trainer(trained, tmp_path)
+    # latents are unbounded: ddim's x0 clipping has no data range to clip to (images: the dataset's)
+    assert trainer.sampler.value_range is None and trainer.sampler.clip_bounds() is None
+    assert trainer.images.value_range == (-0.5, 0.5)
     codec = trainer.codec
     assert trainer.data.shape == (2, 4, 4) and trainer.images.shape == (1, 16, 16)
     assert torch.allclose(trainer.data.train, codec.encode(trainer.images.train), atol=1e-6)

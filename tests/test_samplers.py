@@ -185,12 +185,21 @@ def test_samplers_refuse_degradations_they_do_not_fit(registry):
         registry.build("sampler", "ddpm").sample(torch.nn.Identity(), zoom, torch.zeros(1, 1, 28, 28))
 
 
-def test_ddim_clips_x0_estimates_by_default(registry, x):
+def test_ddim_clips_x0_estimates_to_the_data_range_by_default(registry, x):
+    from coldlab.components.dataset import DataContext
+
     deg = gaussian(registry)
     c = torch.full((1, 1, 28, 28), 3.0, dtype=x.dtype)  # a wildly wrong eps
     z = start(deg, x)
-    clipped = registry.build("sampler", {"name": "ddim", "steps": 1}).sample(ConstantNetwork(c), deg, z).images
-    free = registry.build("sampler", {"name": "ddim", "steps": 1, "clip_x0": False}).sample(ConstantNetwork(c), deg, z).images
-    assert clipped.abs().max() <= 1.0 and free.abs().max() > 5
-    half = registry.build("sampler", {"name": "ddim", "steps": 1, "clip_value": 0.5}).sample(ConstantNetwork(c), deg, z).images
-    assert half.abs().max() <= 0.5
+
+    def ddim(data_range, **params):
+        sampler = registry.build("sampler", {"name": "ddim", "steps": 1, **params})
+        sampler.prepare(DataContext(shape=(1, 28, 28), load=lambda name, split: (x, x), value_range=data_range))
+        return sampler.sample(ConstantNetwork(c), deg, z).images
+
+    mnist = ddim((-0.5, 0.5))  # MNIST's range: the x0 estimate is clamped to it, not to +-1
+    assert mnist.abs().max() <= 0.5 and torch.equal(mnist, ddim(None, clip_value=0.5))
+    wide = ddim((-1.0, 1.0))
+    assert 0.5 < wide.abs().max() <= 1.0 and torch.equal(wide, ddim(None, clip_value=1.0))
+    assert ddim((-0.5, 0.5), clip_x0=False).abs().max() > 5
+    assert ddim(None).abs().max() > 5  # latents: no range, no clipping

@@ -4,6 +4,7 @@ kinds and component capabilities are dispatched through tables, not tested by na
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import coldlab
@@ -92,3 +93,114 @@ def test_the_experiment_is_a_stored_field_not_parsed_from_the_run_name(tmp_path)
                     "pooled-seed2-smoke": ("pooled-smoke", 2)}
     records = {r.name: r.experiment for r in collect(home).runs}
     assert records["lr-seed7"] == "lr-seed7" and records["pooled-seed2"] == "pooled"
+
+
+MIMIC = '''
+import dataclasses
+from typing import Literal
+
+from coldlab import hookimpl, param
+from coldlab.default_plugins.gmm import GmmPrior
+from coldlab.default_plugins.noise_degradations import MorphDegradation
+from coldlab.default_plugins.samplers import DDIMSampler
+
+
+class Mixture(GmmPrior):
+    """gmm under another name, with its own parameter table (the smoke cap declared on max_images)."""
+
+    @dataclasses.dataclass
+    class Params:
+        components: int = param(10, "number of mixture components", min=1)
+        covariance: Literal["diag", "full"] = param("diag", "covariance type")
+        iterations: int = param(100, "maximum EM iterations", min=1)
+        reg: float = param(1e-6, "added to every variance", min=0)
+        max_images: int = param(5000, "fit on at most this many training images", min=1, smoke=256)
+        seed: int = param(0, "seed of the initial means", min=0)
+
+
+class Blend(MorphDegradation):
+    """morph under another name."""
+
+
+class Implicit(DDIMSampler):
+    """ddim under another name."""
+
+
+@hookimpl
+def register_priors(register):
+    register("mixture", Mixture)
+
+@hookimpl
+def register_degradations(register):
+    register("blend", Blend)
+
+@hookimpl
+def register_samplers(register):
+    register("implicit", Implicit)
+'''
+
+PAIR = '''
+[defaults]
+dataset = "mnist"
+network = {{ name = "cnn", channels = [4] }}
+train = {{ epochs = 3 }}
+eval = {{ metrics = ["classifier-fid"] }}
+
+[[experiment]]
+study = "s"
+name = "{name}"
+degradation = {{ name = "{degradation}", target_dataset = "fashion-mnist", schedule = {{ name = "cosine", T = 50 }} }}
+prior = {{ name = "{prior}", components = 2 }}
+sampler = {{ name = "{sampler}", steps = 40, eta = 0.0 }}
+'''
+
+
+def test_a_third_party_mimic_of_gmm_morph_and_ddim_is_treated_as_the_built_ins_are(tmp_path, plugin_env):
+    """Capabilities, not names: a plugin package that registers gmm, morph and ddim under other names gets
+    the same smoke budget, the same data checks, the same latent refusal and the same table cells."""
+    from coldlab import ColdlabError
+    from coldlab.config import load_experiments
+    from coldlab.engine.availability import datasets_of
+    from coldlab.engine.budget import smoke
+    from coldlab.plugins import get_registry
+    from coldlab.report.collect import RunRecord
+    from coldlab.report.tables import _settings
+
+    plugin_env("coldlab-mimic", "coldlab_mimic", MIMIC)
+    registry = get_registry()
+    names = {"builtin": ("gmm", "morph", "ddim"), "mimic": ("mixture", "blend", "implicit")}
+    specs, renamed = {}, {"gmm": "mixture", "morph": "blend", "ddim": "implicit"}
+    for label, (prior, degradation, sampler) in names.items():
+        path = tmp_path / f"{label}.toml"
+        path.write_text(PAIR.format(name=label, prior=prior, degradation=degradation, sampler=sampler))
+        [run] = load_experiments(path, registry=registry)
+        specs[label] = run.to_dict()
+        with_latent = path.read_text().replace('prior = {', 'latent = { checkpoint = "ae.pt" }\nprior = {')
+        (tmp_path / "ae.pt").write_bytes(b"")
+        path.write_text(with_latent)
+        try:
+            load_experiments(path, registry=registry)
+        except ColdlabError as err:
+            assert "works on images only, not on latents" in str(err), str(err)
+        else:
+            raise AssertionError(f"{degradation} was accepted in a latent run")
+
+    def same_but_names(spec):
+        text = json.dumps(spec, sort_keys=True).replace('"builtin', '"mimic')
+        for old, new in renamed.items():
+            text = text.replace(f'"name": "{old}"', f'"name": "{new}"')
+        return json.loads(text)
+
+    small = {label: smoke(spec, registry) for label, spec in specs.items()}
+    assert small["mimic"]["prior"]["max_images"] == 256 and small["mimic"]["sampler"]["steps"] == 10
+    assert same_but_names(small["builtin"]) == small["mimic"]
+    assert [registry.resolve("dataset", d)["name"] for d in datasets_of(specs["mimic"], registry)] == ["mnist", "fashion-mnist"]
+    assert datasets_of(specs["builtin"], registry) == datasets_of(specs["mimic"], registry)
+
+    def cells(label):
+        record = RunRecord(id=1, study="s", name=label, status="finished", error=None, config=specs[label], epoch=3, epochs=3,
+                           seconds=1.0, series={}, evaluations=[], artifacts=[])
+        return _settings(record)
+
+    assert cells("builtin") == {**cells("mimic"), "degradation": "morph", "sampler": "ddim eta=0.0"}
+    assert cells("mimic")["degradation"] == "blend" and cells("mimic")["sampler"] == "implicit eta=0.0"

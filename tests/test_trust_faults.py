@@ -179,33 +179,6 @@ def register_networks(register):
 '''
 
 
-def install_plugin(folder: Path, dist: str, module: str, source: str) -> None:
-    """A plugin package as pip would leave it: the module and a dist-info with its entry point."""
-    (folder / f"{module}.py").write_text(source)
-    info = folder / f"{dist.replace('-', '_')}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[coldlab]\n{module} = {module}\n")
-
-
-@pytest.fixture
-def plugin_env(tmp_path, monkeypatch):
-    """Load the plugin packages installed under tmp_path/site, here and in worker processes."""
-    from coldlab import plugins
-
-    site = tmp_path / "site"
-    site.mkdir()
-
-    def use(dist, module, source):
-        install_plugin(site, dist, module, source)
-        monkeypatch.syspath_prepend(str(site))
-        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
-        monkeypatch.setenv("COLDLAB_LOAD_PLUGINS", dist)
-        monkeypatch.setattr(plugins, "_HOST", None)
-
-    yield use
-
-
 def test_a_poison_run_fails_after_max_attempts_worker_deaths_and_the_others_finish(tmp_path, plugin_env, capfd):
     from coldlab.engine.launcher import run_file
 

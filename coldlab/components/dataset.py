@@ -50,7 +50,10 @@ class Dataset:
 
 @dataclasses.dataclass
 class DataContext:
-    """What a component may ask of the data when it is prepared: the image shape and a loader."""
+    """What a component may ask of the data when it is prepared: the shape of what the network works on,
+    a loader of datasets (``load(name or table, split)``) and the value range of the data (None where it
+    has no bound: a latent diffusion run's latents)."""
 
-    shape: tuple[int, int, int]
-    load: Callable[[str, str], tuple[torch.Tensor, torch.Tensor]]
+    shape: tuple[int, ...]
+    load: Callable[[Any, str], tuple[torch.Tensor, torch.Tensor]]
+    value_range: tuple[float, float] | None = None

@@ -56,6 +56,9 @@ class Degradation:
     target: str = "x0"
     noise_kind: str | None = None
     schedule: "Schedule | None" = None
+    #: True for a degradation that only makes sense on images (morph mixes in images of a dataset), so a
+    #: latent diffusion run refuses it
+    images_only: bool = False
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -68,6 +71,16 @@ class Degradation:
 
     def prepare(self, data: "DataContext") -> None:
         """Load whatever the degradation needs from data (morph: its target images)."""
+
+    def datasets(self) -> list[str | dict[str, Any]]:
+        """Datasets :meth:`prepare` loads besides the run's own (morph: its target dataset), so that they
+        are checked and downloaded before a run starts."""
+        return []
+
+    @classmethod
+    def describe(cls, spec: dict[str, Any]) -> str:
+        """How tables name a degradation of this resolved table: its name and what the network predicts."""
+        return f"{spec['name']} ({spec['target']})" if "target" in spec else str(spec["name"])
 
     def sample_noise(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """The randomness of one forward pass for the batch ``x`` (None if deterministic)."""

@@ -11,6 +11,7 @@ from coldlab.errors import ColdlabError
 from coldlab.params import NoParams
 
 if TYPE_CHECKING:
+    from coldlab.components.dataset import DataContext
     from coldlab.components.degradation import Degradation
 
 
@@ -46,9 +47,21 @@ class Sampler:
 
     Params: type = NoParams
     requires: tuple[str, ...] = ()
+    #: the value range of the data sampled (set by :meth:`prepare`; None: unknown or unbounded, as latents)
+    value_range: tuple[float, float] | None = None
 
     def __init__(self, params: Any) -> None:
         self.params = params
+
+    def prepare(self, data: "DataContext") -> None:
+        """Learn what the sampler may assume about the data; the engine calls it before sampling. The
+        base keeps ``data.value_range`` (samplers that clip x0 clip to it unless told a bound)."""
+        self.value_range = data.value_range
+
+    @classmethod
+    def describe(cls, spec: dict[str, Any]) -> str:
+        """How tables name a sampler of this resolved table (its name, and ``eta`` where it has one)."""
+        return str(spec["name"]) + (f" eta={spec['eta']}" if "eta" in spec else "")
 
     def check(self, degradation: "Degradation") -> None:
         """Raise a :class:`ColdlabError` if this sampler cannot run with ``degradation``."""

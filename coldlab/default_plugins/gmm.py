@@ -75,7 +75,7 @@ class GmmPrior(Prior):
         covariance: Literal["diag", "full"] = param("diag", "covariance type of each component")
         iterations: int = param(100, "maximum EM iterations", min=1)
         reg: float = param(1e-6, "added to every variance", min=0)
-        max_images: int = param(5000, "fit on at most this many training images", min=1)
+        max_images: int = param(5000, "fit on at most this many training images", min=1, smoke=256)
         seed: int = param(0, "seed of the initial means", min=0, max=SEED_MAX)
 
     def fit(self, train_images, degradation):

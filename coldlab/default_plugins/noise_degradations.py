@@ -98,6 +98,7 @@ class MorphDegradation(InterpolationDegradation):
 
     noise_kind = "images"
     target = "x0"
+    images_only = True
 
     @dataclasses.dataclass
     class Params:
@@ -119,6 +120,9 @@ class MorphDegradation(InterpolationDegradation):
                 where=("degradation", "target_dataset"),
             )
         self.set_targets(images)
+
+    def datasets(self) -> list[str | dict[str, Any]]:
+        return [self.params.target_dataset]
 
     def set_targets(self, images: torch.Tensor) -> None:
         """Use these images (N, C, H, W) as the pool that x morphs into."""

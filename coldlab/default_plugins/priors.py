@@ -95,7 +95,7 @@ class FlatGaussianPrior(Prior):
     @dataclasses.dataclass
     class Params:
         noise: float = param(0.002, "std of the per-pixel noise added to the flat image", min=0)
-        max_images: int = param(10000, "fit on at most this many training images", min=1)
+        max_images: int = param(10000, "fit on at most this many training images", min=1, smoke=256)
 
     def fit(self, train_images, degradation):
         x = train_images[: self.params.max_images]

@@ -47,7 +47,7 @@ class DDPMSampler(Sampler):
     class Params:
         variance: Literal["beta", "posterior"] = param("beta", "sigma_t^2: beta_t, or beta_t (1 - ab_{t-1}) / (1 - ab_t)")
         noise: bool = param(True, "add sigma_t * N(0, I) before the last move (false: the deterministic mean path)")
-        steps: int | None = param(None, "respace on this many steps (None: every step)", min=1)
+        steps: int | None = param(None, "respace on this many steps (None: every step)", min=1, smoke=10)
 
         def __post_init__(self) -> None:
             _check_steps(self.steps)
@@ -70,18 +70,19 @@ class DDIMSampler(Sampler):
     """Song et al.'s DDIM on ``steps`` evenly spaced steps; eta = 0 is deterministic.
 
     Works for any degradation that mixes noise in by a schedule (gaussian, morph); eta > 0
-    adds Gaussian noise and so needs the gaussian degradation. Each x0 estimate is clipped to
-    [-clip_value, clip_value] by default: without it an imperfect eps network's x0 estimates at
+    adds Gaussian noise and so needs the gaussian degradation. Each x0 estimate is clipped to the
+    data's value range by default (``prepare``; ``clip_value`` to give a bound): without it an imperfect eps network's x0 estimates at
     large t (divided by sqrt(alpha_bar_t) ~ 0.006 for the linear schedule) blow up to +-30 on MNIST."""
 
     requires = ("schedule",)
 
     @dataclasses.dataclass
     class Params:
-        steps: int | None = param(None, "number of steps S (None: every step; 003 uses 10, 50, 250, 1000)", min=1)
+        steps: int | None = param(None, "number of steps S (None: every step; 003 uses 10, 50, 250, 1000)", min=1, smoke=10)
         eta: float = param(0.0, "stochasticity: 0 deterministic, 1 DDPM-like", min=0)
-        clip_x0: bool = param(True, "clamp each x0 estimate to [-clip_value, clip_value] (as diffusers does by default)")
-        clip_value: float = param(1.0, "bound used by clip_x0 (0.5 fits MNIST-scaled data exactly)", gt=0)
+        clip_x0: bool = param(True, "clamp each x0 estimate to the data's value range, or to [-clip_value, clip_value] "
+                                    "(as diffusers does by default); latents have no range: not clipped unless clip_value is set")
+        clip_value: float | None = param(None, "bound used by clip_x0 (unset: the dataset's value range, e.g. [-0.5, 0.5] for MNIST)", gt=0)
 
         def __post_init__(self) -> None:
             _check_steps(self.steps)
@@ -91,11 +92,20 @@ class DDIMSampler(Sampler):
         if self.params.eta > 0 and degradation.noise_kind != "gaussian":
             raise ColdlabError("sampler 'ddim' with eta > 0 needs the gaussian degradation", hint="set eta = 0", where=("eta",))
 
+    def clip_bounds(self) -> tuple[float, float] | None:
+        """What x0 estimates are clamped to: None without clip_x0, or without a bound (latents)."""
+        if not self.params.clip_x0:
+            return None
+        if self.params.clip_value is not None:
+            return (-self.params.clip_value, self.params.clip_value)
+        return self.value_range
+
     def step(self, net, degradation, z, t, t_next, *, y, generator):
         out = predict(net, degradation, z, t, y)
         x0 = degradation.x0_from_output(z, t, out)
-        if self.params.clip_x0:
-            x0 = x0.clamp(-self.params.clip_value, self.params.clip_value)
+        bounds = self.clip_bounds()
+        if bounds is not None:
+            x0 = x0.clamp(*bounds)
         noise = degradation.estimate_noise(z, x0, t)
         ab, ab_next = float(degradation.schedule.alpha_bar[t]), float(degradation.schedule.alpha_bar[t_next])
         sigma = self.params.eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)) ** 0.5
@@ -108,7 +118,7 @@ class DDIMSampler(Sampler):
 class _ColdSampler(Sampler):
     @dataclasses.dataclass
     class Params:
-        steps: int | None = param(None, "visit this many evenly spaced steps (None: every step)", min=1)
+        steps: int | None = param(None, "visit this many evenly spaced steps (None: every step)", min=1, smoke=10)
 
         def __post_init__(self) -> None:
             _check_steps(self.steps)

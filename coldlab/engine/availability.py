@@ -21,11 +21,11 @@ def offline() -> bool:
     return os.environ.get("COLDLAB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-def datasets_of(spec: dict[str, Any]) -> list[Any]:
-    """The datasets a run reads: its own, and a morph degradation's target."""
+def datasets_of(spec: dict[str, Any], registry: Any) -> list[Any]:
+    """The datasets a run reads: its own, and those its degradation loads (morph's target dataset)."""
     wanted = [spec["dataset"]] if spec.get("dataset") else []
-    if (spec.get("degradation") or {}).get("name") == "morph":
-        wanted.append({"name": spec["degradation"]["target_dataset"]})
+    if spec.get("degradation"):
+        wanted += registry.build("degradation", spec["degradation"]).datasets()
     return wanted
 
 
@@ -39,7 +39,7 @@ class DataCheck:
     def missing(self, spec: dict[str, Any]) -> list[str]:
         """Why the run's data cannot be read: one reason per missing dataset (empty when all are there)."""
         reasons = []
-        for ds in datasets_of(spec):
+        for ds in datasets_of(spec, self.registry):
             full = self.registry.resolve("dataset", ds)
             key = repr(sorted(full.items()))
             if key not in self.verdicts:

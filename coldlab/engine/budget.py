@@ -6,48 +6,33 @@ import copy
 from typing import Any
 
 from coldlab.engine.kinds import kind_of
-
-SMOKE_IMAGES = 256
-SMOKE_STEPS = 10
-SMOKE_SAMPLES = 16
-SMOKE_METRIC_IMAGES = 64
+from coldlab.params import smoke_capped
 
 
-def smoke(spec: dict[str, Any]) -> dict[str, Any]:
-    """The same run at a tiny budget: one epoch on 256 images, batch 64, a 4-image grid, 16 samples
-    for metrics, metrics on at most 64 test images, and at most 10 sampling steps for samplers
-    that take a step count."""
+def smoke(spec: dict[str, Any], registry: Any = None) -> dict[str, Any]:
+    """The same run at a tiny budget, renamed ``NAME-smoke``. Every parameter that declares a smoke cap
+    (``param(..., smoke=N)``) is capped: in the run's ``train`` and ``eval`` settings (one epoch on 256
+    images, batch 64, a 4-image grid, 16 samples for metrics), in each of its components (at most 10
+    sampling steps, priors fitted on at most 256 images) and in each metric (at most 64 test images, 16
+    timed samples, 1 classifier epoch). Built-in and third-party components alike: the cap is declared
+    by the parameter, never looked up by a component's or parameter's name."""
+    if registry is None:
+        from coldlab.plugins import get_registry
+
+        registry = get_registry()
     spec = copy.deepcopy(spec)
     spec["name"] = f"{spec['name']}-smoke"
-    train = spec["train"]
-    train.update(epochs=1, max_train_images=SMOKE_IMAGES, batch_size=min(train["batch_size"], 64), log_every=1)
-    spec["eval"].update(every=1, grid=4)
     kind = kind_of(spec)
-    if kind.smoke is not None:
-        kind.smoke(spec)
-    if not kind.samples:
-        return spec
-    spec["eval"]["samples"] = min(spec["eval"]["samples"], SMOKE_SAMPLES)
+    spec["train"] = smoke_capped(kind.train_settings, spec["train"])
+    spec["eval"] = smoke_capped(kind.eval_settings, spec["eval"])
+    for key in kind.components:
+        table = spec.get(key)
+        if isinstance(table, dict) and "name" in table:
+            spec[key] = smoke_capped(registry.get(key, table["name"]).cls.Params, table)
     for key in ("metrics", "final_metrics"):
-        spec["eval"][key] = [smoke_metric(m) for m in spec["eval"].get(key, [])]
-    if "steps" in spec["sampler"]:
-        steps = spec["sampler"]["steps"]
-        spec["sampler"]["steps"] = SMOKE_STEPS if steps is None else min(steps, SMOKE_STEPS)
-    if spec["prior"]["name"] == "gmm":
-        spec["prior"]["max_images"] = min(spec["prior"].get("max_images", SMOKE_IMAGES), SMOKE_IMAGES)
+        if key in spec["eval"]:
+            spec["eval"][key] = [smoke_capped(registry.get("metric", m["name"]).cls.Params, m) for m in spec["eval"][key]]
     return spec
-
-
-def smoke_metric(metric: dict[str, Any]) -> dict[str, Any]:
-    """A metric at a smoke budget: at most 64 test images, 16 timed samples, 1 classifier epoch."""
-    metric = dict(metric)
-    if "images" in metric:
-        metric["images"] = SMOKE_METRIC_IMAGES if metric["images"] <= 0 else min(metric["images"], SMOKE_METRIC_IMAGES)
-    if "samples" in metric:
-        metric["samples"] = min(metric["samples"], SMOKE_SAMPLES)
-    if "epochs" in metric:
-        metric["epochs"] = 1
-    return metric
 
 
 def with_epochs(spec: dict[str, Any], epochs: int) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def load_run_data(registry: Registry, dataset_spec: dict[str, Any], *, val_fract
     n_val = int(round(len(order) * val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
     shape = tuple(codec.latent_shape) if codec is not None else tuple(dataset.shape)
-    ctx = DataContext(shape=shape, load=load)
+    ctx = DataContext(shape=shape, load=load, value_range=None if codec is not None else tuple(dataset.value_range))
     return RunData(
         train=images[train_idx].to(device), train_labels=labels[train_idx].to(device),
         val=images[val_idx].to(device), val_labels=labels[val_idx].to(device),

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
 from typing import Any
 
+from coldlab.config import AutoencoderEvalSettings, AutoencoderTrainSettings, EvalSettings, TrainSettings
 from coldlab.errors import ColdlabError
 
 
@@ -32,24 +32,20 @@ class RunKind:
     samples: bool = True
     #: why ``coldlab eval`` does not apply (kinds that do not sample)
     no_eval_reason: str = ""
-    #: the smoke budget's extra overrides of a spec of this kind (see coldlab.engine.budget)
-    smoke: Callable[[dict[str, Any]], None] | None = None
+    #: its ``train`` and ``eval`` settings dataclasses
+    train_settings: type = TrainSettings
+    eval_settings: type = EvalSettings
 
     def trainer(self) -> Any:
         module, cls = self.trainer_path.split(":")
         return getattr(importlib.import_module(module), cls)
 
 
-def _autoencoder_smoke(spec: dict[str, Any]) -> None:
-    from coldlab.engine.budget import SMOKE_IMAGES
-
-    spec["train"]["scale_images"] = SMOKE_IMAGES
-
-
 KINDS: dict[str, RunKind] = {
     "diffusion": RunKind("diffusion", "coldlab.engine.trainer:Trainer", ("network", "degradation", "prior", "sampler")),
     "autoencoder": RunKind("autoencoder", "coldlab.engine.autoencoder_run:AutoencoderTrainer", ("autoencoder",),
-                           feeds_runs=True, samples=False, smoke=_autoencoder_smoke,
+                           feeds_runs=True, samples=False,
+                           train_settings=AutoencoderTrainSettings, eval_settings=AutoencoderEvalSettings,
                            no_eval_reason="it records its reconstruction error itself"),
 }
 

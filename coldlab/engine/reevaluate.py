@@ -98,11 +98,8 @@ def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, me
     parts = RunComponents.from_spec(spec, registry, device, home=home)
     loaded_epoch, step, which = parts.load_weights(weights[epoch])
     s_spec = sampler_spec(registry, spec["sampler"], sampler, steps)
-    if spec.get("latent") and sampler is not None and sampler != spec["sampler"]["name"]:
-        from coldlab.config import latent_sampler
-
-        s_spec = latent_sampler(s_spec, {"name": sampler})  # another sampler of a latent run: no x0 clipping either
     built_sampler = registry.build("sampler", s_spec)
+    built_sampler.prepare(parts.data.context)  # what it may assume of the data (a latent run's have no range)
     try:
         built_sampler.check(parts.degradation)
     except ColdlabError as err:

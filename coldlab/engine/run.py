@@ -70,6 +70,7 @@ class RunComponents:
         degradation.prepare(data.context)
         sampler = registry.build("sampler", spec["sampler"])
         sampler.check(degradation)
+        sampler.prepare(data.context)
         prior = registry.build("prior", spec["prior"])
         prior.fit_cached(data.train.cpu(), degradation, Path(cache_dir))
         torch.manual_seed(train.seed)

@@ -22,6 +22,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from coldlab.engine.kinds import kind_of
+from coldlab.errors import ColdlabError
 from coldlab.report.collect import RunRecord
 from coldlab.formatting import format_number
 
@@ -84,10 +86,13 @@ def cell_text(cell: Cell | None) -> str:
 
 def _settings(run: RunRecord, sampler: dict[str, Any] | None = None) -> dict[str, str]:
     cfg = run.config
-    if cfg.get("kind") == "autoencoder":
-        ae = cfg["autoencoder"]
-        params = ", ".join(f"{k}={v}" for k, v in ae.items() if k != "name")
-        return {"degradation": "", "schedule": "", "network": f"autoencoder {ae['name']} ({params})", "sampler": "", "steps": ""}
+    kind = kind_of(cfg)
+    if not kind.samples:  # an autoencoder run: its model in the network column
+        models = []
+        for key in kind.components:
+            params = ", ".join(f"{k}={v}" for k, v in cfg[key].items() if k != "name")
+            models.append(f"{key} {cfg[key]['name']} ({params})")
+        return {"degradation": "", "schedule": "", "network": "; ".join(models), "sampler": "", "steps": ""}
     deg = cfg["degradation"]
     sched = deg.get("schedule")
     samp = sampler or cfg["sampler"]
@@ -96,12 +101,24 @@ def _settings(run: RunRecord, sampler: dict[str, Any] | None = None) -> dict[str
         extras = [f"{k}={v}" for k, v in sched.items() if k not in ("name", "T")]
         sched_text = f"{sched['name']} (T={sched.get('T')}{', ' if extras else ''}{', '.join(extras)})"
     return {
-        "degradation": deg["name"] + (f" ({deg['target']})" if "target" in deg else ""),
+        "degradation": describe("degradation", deg),
         "schedule": sched_text,
         "network": cfg["network"]["name"] + latent_text(cfg),
-        "sampler": samp["name"] + (f" eta={samp['eta']}" if "eta" in samp else ""),
+        "sampler": describe("sampler", samp),
         "steps": str(samp.get("steps") or "all"),
     }
+
+
+def describe(kind: str, spec: dict[str, Any]) -> str:
+    """A component as tables name it: its class's ``describe`` of the resolved table (a component whose
+    plugin is no longer installed is named only)."""
+    from coldlab.plugins import get_registry
+
+    try:
+        cls = get_registry().get(kind, spec["name"]).cls
+    except ColdlabError:
+        return str(spec["name"])
+    return str(cls.describe(spec))
 
 
 def latent_text(cfg: dict[str, Any]) -> str:

@@ -60,7 +60,7 @@ def data_context(shape: tuple[int, int, int] = (1, 16, 16), *, n: int = 32, seed
         images = synthetic_images(n, shape, seed=seed + (split == "test"), dtype=torch.float32)
         return images, torch.arange(n) % 2
 
-    return DataContext(shape=tuple(shape), load=load)
+    return DataContext(shape=tuple(shape), load=load, value_range=(-0.5, 0.5))
 
 
 def accelerators() -> list[str]:

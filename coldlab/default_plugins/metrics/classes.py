@@ -34,7 +34,7 @@ class ClassHistogram(Metric):
     class Params:
         threshold: float = param(0.9, "confidence above which a sample counts as confidently classified", min=0, max=1)
         keep: int = param(16, "how many best and worst sample indices to keep", min=0)
-        epochs: int = param(5, "epochs to train a classifier for datasets without bundled weights", min=1)
+        epochs: int = param(5, "epochs to train a classifier for datasets without bundled weights", min=1, smoke=1)
 
     def reset(self, ctx: Any) -> None:
         self.model, self.info = classifier_for(ctx, epochs=self.params.epochs)

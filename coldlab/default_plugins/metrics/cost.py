@@ -52,7 +52,7 @@ class SamplingCost(Metric):
 
     @dataclasses.dataclass
     class Params:
-        samples: int = param(64, "samples to time", min=1)
+        samples: int = param(64, "samples to time", min=1, smoke=16)
         batch_size: int = param(0, "batch size (0: eval.batch_size)", min=0)
 
     def evaluate(self, ctx: Any) -> MetricValue:

@@ -85,7 +85,7 @@ class ClassifierFID(FrechetDistance):
 
     @dataclasses.dataclass
     class Params:
-        epochs: int = param(5, "epochs to train a classifier for datasets without bundled weights", min=1)
+        epochs: int = param(5, "epochs to train a classifier for datasets without bundled weights", min=1, smoke=1)
 
     def extractor(self, ctx: Any) -> Extractor:
         model, info = classifier_for(ctx, epochs=self.params.epochs)

@@ -24,7 +24,7 @@ class KSNormality(Metric):
 
     @dataclasses.dataclass
     class Params:
-        images: int = param(4, "test images whose pixels are pooled into one sample per step", min=1)
+        images: int = param(4, "test images whose pixels are pooled into one sample per step", min=1, smoke=64)
         every: int = param(1, "test every k-th step (T is always tested)", min=1)
         alpha: float = param(0.05, "p-value above which z_t counts as Gaussian", gt=0, lt=1)
 

@@ -28,7 +28,7 @@ from coldlab.imaging import psnr
 class ReconstructionParams:
     t: list[int] = param([], "steps to degrade to and reconstruct from (empty: use levels)", min=1)
     levels: list[float] = param([0.5], "steps as fractions of T, used when t is empty", gt=0, max=1)
-    images: int = param(1000, "test images to reconstruct (0: the whole test set; 002 used all 10000)", min=0)
+    images: int = param(1000, "test images to reconstruct (0: the whole test set; 002 used all 10000)", min=0, smoke=64)
 
     def __post_init__(self) -> None:
         if not self.t and not self.levels:
@@ -113,7 +113,7 @@ class TestLoss(Metric):
 
     @dataclasses.dataclass
     class Params:
-        images: int = param(0, "test images (0: the whole test set)", min=0)
+        images: int = param(0, "test images (0: the whole test set)", min=0, smoke=64)
 
     @torch.no_grad()
     def evaluate(self, ctx: Any) -> MetricValue:

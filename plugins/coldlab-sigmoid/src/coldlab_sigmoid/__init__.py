@@ -41,7 +41,7 @@ class PixelGaussianPrior(Prior):
 
     @dataclasses.dataclass
     class Params:
-        max_images: int = param(10000, "fit on at most this many training images", min=1)
+        max_images: int = param(10000, "fit on at most this many training images", min=1, smoke=256)
         min_std: float = param(1e-3, "floor of every pixel's std (a pixel constant in the data still varies)", gt=0)
         seed: int = param(0, "seed of the degradation noise drawn while fitting", min=0)
 
