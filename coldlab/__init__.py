@@ -4,16 +4,38 @@ The public API that plugins may use is what this module exports.
 """
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coldlab.errors import ColdlabError, PluginLoadWarning
 
 # Imported on first use (PEP 562), so that `coldlab --help`, `ls` and `show` do not import torch.
 _LAZY = {
-    **{name: "coldlab.components" for name in (
-        "Autoencoder", "DataContext", "Dataset", "Degradation", "DeviceCache", "EvalContext", "Executor", "Metric", "MetricUnavailable",
-        "MetricValue", "Network", "Prior", "ReconstructionBatch", "SampleBatch", "SampleResult", "Sampler", "Schedule",
-        "SizedDegradation", "WorkerHandle", "as_steps", "data_root")},
+    **{
+        name: "coldlab.components"
+        for name in (
+            "Autoencoder",
+            "DataContext",
+            "Dataset",
+            "Degradation",
+            "DeviceCache",
+            "EvalContext",
+            "Executor",
+            "Metric",
+            "MetricUnavailable",
+            "MetricValue",
+            "Network",
+            "Prior",
+            "ReconstructionBatch",
+            "SampleBatch",
+            "SampleResult",
+            "Sampler",
+            "Schedule",
+            "SizedDegradation",
+            "WorkerHandle",
+            "as_steps",
+            "data_root",
+        )
+    },
     "hookimpl": "coldlab.hookspecs",
     "NoParams": "coldlab.params",
     "SEED_MAX": "coldlab.params",
@@ -21,6 +43,35 @@ _LAZY = {
     "build": "coldlab.plugins",
     "get_registry": "coldlab.plugins",
 }
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers
+    from coldlab.components import (
+        Autoencoder,
+        DataContext,
+        Dataset,
+        Degradation,
+        DeviceCache,
+        EvalContext,
+        Executor,
+        Metric,
+        MetricUnavailable,
+        MetricValue,
+        Network,
+        Prior,
+        ReconstructionBatch,
+        SampleBatch,
+        Sampler,
+        SampleResult,
+        Schedule,
+        SizedDegradation,
+        WorkerHandle,
+        as_steps,
+        data_root,
+    )
+    from coldlab.hookspecs import hookimpl
+    from coldlab.params import SEED_MAX, NoParams, param
+    from coldlab.plugins import build, get_registry
 
 
 def __getattr__(name: str) -> Any:

@@ -7,10 +7,14 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from coldlab.errors import ColdlabError, PluginLoadWarning
+
+if TYPE_CHECKING:
+    from coldlab.home import Home
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -23,17 +27,18 @@ def _plugins(args: argparse.Namespace) -> int:
         print(json.dumps(registry.as_json(), indent=2, default=str))
         return 0
     from rich.console import Console
-    from rich.table import Table
-
     from rich.markup import escape
+    from rich.table import Table
 
     table = Table(title="coldlab plugins")
     for col in ("plugin", "package", "version", "components", "error"):
         table.add_column(col, overflow="fold")
     for info in registry.plugins:
         parts = [f"{kind}: {', '.join(names)}" for kind, names in info.components.items()]
-        table.add_row(*(escape(str(v)) for v in (info.name, info.package, info.version, "\n".join(parts), info.error or "")),
-                      style="red" if info.error else None)
+        table.add_row(
+            *(escape(str(v)) for v in (info.name, info.package, info.version, "\n".join(parts), info.error or "")),
+            style="red" if info.error else None,
+        )
     console = Console()
     console.print(table)
     failed = [p for p in registry.plugins if p.error]
@@ -42,7 +47,7 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _home(args: argparse.Namespace):
+def _home(args: argparse.Namespace) -> Home:
     from coldlab.home import Home
 
     return Home(args.home) if args.home else Home.default()
@@ -51,9 +56,18 @@ def _home(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from coldlab.engine.launcher import run_file
 
-    return run_file(args.file, home=_home(args), only=args.only, smoke_run=args.smoke, epochs=args.epochs,
-                    workers=args.workers, device=args.device, resume=args.resume, executor=args.executor,
-                    max_attempts=args.max_attempts)
+    return run_file(
+        args.file,
+        home=_home(args),
+        only=args.only,
+        smoke_run=args.smoke,
+        epochs=args.epochs,
+        workers=args.workers,
+        device=args.device,
+        resume=args.resume,
+        executor=args.executor,
+        max_attempts=args.max_attempts,
+    )
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -85,8 +99,18 @@ def _eval(args: argparse.Namespace) -> int:
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     sample_class = None if args.sample_class is None else ("all" if args.sample_class == "all" else _class_index(args.sample_class))
-    out = evaluate_run(_home(args), args.run, epoch=args.checkpoint, metrics=args.metrics, sampler=args.sampler,
-                       steps=args.steps, samples=args.samples, device=device, guidance=args.guidance, sample_class=sample_class)
+    out = evaluate_run(
+        _home(args),
+        args.run,
+        epoch=args.checkpoint,
+        metrics=args.metrics,
+        sampler=args.sampler,
+        steps=args.steps,
+        samples=args.samples,
+        device=device,
+        guidance=args.guidance,
+        sample_class=sample_class,
+    )
     print_evaluation(out, args.json)
     return 0
 
@@ -102,12 +126,21 @@ def _export(args: argparse.Namespace) -> int:
     from coldlab.report.export import export, parse_formats
 
     formats = parse_formats(args.format)
-    manifest = export(_home(args), Path(args.out), studies=args.study, run_ids=args.runs, formats=formats,
-                      model_figures=not args.no_model_figures, warn=lambda m: print(f"coldlab: warning: {m}", file=sys.stderr))
+    manifest = export(
+        _home(args),
+        Path(args.out),
+        studies=args.study,
+        run_ids=args.runs,
+        formats=formats,
+        model_figures=not args.no_model_figures,
+        warn=lambda m: print(f"coldlab: warning: {m}", file=sys.stderr),
+    )
     n_fig = sum(len(s["figures"]) for s in manifest["studies"])
     written = "report.html, " if "report" in manifest else ""
-    print(f"exported {len(manifest['studies'])} studies to {args.out}: {written}{n_fig} figures, tables "
-          f"({', '.join(formats)}), manifest.json", file=sys.stderr)
+    print(
+        f"exported {len(manifest['studies'])} studies to {args.out}: {written}{n_fig} figures, tables ({', '.join(formats)}), manifest.json",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -133,7 +166,7 @@ def _positive(text: str) -> int:
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (exit 2), with the way to the command's help."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"coldlab: error: {message} (hint: {self.prog} --help)\n")
 
 
@@ -159,8 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help=home_help)
     p.add_argument("--resume", action="store_true", help="continue interrupted, failed or cancelled runs")
     p.add_argument("--executor", default="local", metavar="NAME", help="executor plugin that starts the workers (default: local)")
-    p.add_argument("--max-attempts", type=_positive, default=3, metavar="N",
-                   help="a new run whose worker process dies N times fails (default: 3)")
+    p.add_argument("--max-attempts", type=_positive, default=3, metavar="N", help="a new run whose worker process dies N times fails (default: 3)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")
@@ -187,8 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", nargs="+", metavar="NAME", help="only these studies")
     p.add_argument("--runs", nargs="+", type=int, metavar="ID", help="only these runs (with --study: either)")
     p.add_argument("--format", default="md,csv,latex,html,json", help="comma-separated: md,csv,latex,html,json (default: all)")
-    p.add_argument("--no-model-figures", action="store_true",
-                   help="skip figures computed from saved weights (degradation strips, reconstructions, trajectories, prior)")
+    p.add_argument(
+        "--no-model-figures",
+        action="store_true",
+        help="skip figures computed from saved weights (degradation strips, reconstructions, trajectories, prior)",
+    )
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=_export)
 
@@ -221,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.func is not _plugins:  # a plugin that failed to load is reported by `coldlab plugins`, once
             warnings.simplefilter("ignore", PluginLoadWarning)
-        return args.func(args)
+        return cast("int", args.func(args))
     except ColdlabError as err:
         if debug:
             raise
@@ -239,8 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug: still one line, with the way to the traceback
         if debug:
             raise
-        print(f"coldlab: internal error: {type(err).__name__}: {err} (hint: rerun with --debug for the traceback, "
-              "and report it)", file=sys.stderr)
+        print(f"coldlab: internal error: {type(err).__name__}: {err} (hint: rerun with --debug for the traceback, and report it)", file=sys.stderr)
         return 1
 
 

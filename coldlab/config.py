@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from coldlab.errors import ColdlabError
 from coldlab.params import SEED_MAX, param, suggest, validate
@@ -29,7 +30,7 @@ from coldlab.params import SEED_MAX, param, suggest, validate
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found]
 
 COMPONENT_KEYS = ("dataset", "network", "degradation", "prior", "sampler")
 DEFAULT_COMPONENTS: dict[str, Any] = {"prior": "gaussian"}
@@ -44,8 +45,13 @@ class LoopSettings:
     seed: int = param(0, "seed of the split, initialisation and training", min=0, max=SEED_MAX)
     val_fraction: float = param(0.2, "share of the training data held out for validation", min=0, lt=1)
     log_every: int = param(50, "record the train loss every this many steps", min=1, smoke=1)
-    max_train_images: int = param(0, "use at most this many training images (0: all); the cap applies to the pool "
-                                          "before the validation split (12000 with val_fraction 0.2 trains on 9600)", min=0, smoke=256)
+    max_train_images: int = param(
+        0,
+        "use at most this many training images (0: all); the cap applies to the pool "
+        "before the validation split (12000 with val_fraction 0.2 trains on 9600)",
+        min=0,
+        smoke=256,
+    )
 
 
 @dataclasses.dataclass
@@ -56,8 +62,12 @@ class TrainSettings(LoopSettings):
     lr: float = param(2e-4, "Adam learning rate", gt=0)
     ema: float = param(0.0, "EMA decay of the weights used for sampling (0: no EMA)", min=0, lt=1)
     loss: Literal["mse", "l1"] = param("mse", "loss between the network output and the target")
-    label_dropout: float = param(0.0, "probability that a training label is replaced by the null label "
-                                      "(classifier-free guidance, 003: 0.1); needs network.conditional = true", min=0, lt=1)
+    label_dropout: float = param(
+        0.0,
+        "probability that a training label is replaced by the null label (classifier-free guidance, 003: 0.1); needs network.conditional = true",
+        min=0,
+        lt=1,
+    )
 
 
 @dataclasses.dataclass
@@ -67,17 +77,19 @@ class EvalSettings:
     every: int = param(5, "evaluate every this many epochs (and after the last; 0: only after the last)", min=0, smoke=1)
     samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)", min=1, smoke=16)
     grid: int = param(64, "samples in each saved grid", min=1, smoke=4)
-    metrics: list[str | dict] = param([], "metric plugins to evaluate: names, or tables with a name and parameters")
+    metrics: list[str | dict[str, Any]] = param([], "metric plugins to evaluate: names, or tables with a name and parameters")
     seed: int = param(1234, "seed of the fixed batch of start points (and of every random draw in evaluation)", min=0, max=SEED_MAX)
-    final_metrics: list[str | dict] = param([], "metrics evaluated only after the last epoch (costly ones)")
+    final_metrics: list[str | dict[str, Any]] = param([], "metrics evaluated only after the last epoch (costly ones)")
     batch_size: int = param(250, "samples generated (and images reconstructed) per batch in evaluation", min=1)
     keep_weights: bool = param(True, "save the sampling weights at every evaluation epoch (for coldlab eval --checkpoint)")
-    guidance_scale: float | None = param(None, "classifier-free guidance w for generated samples (0: unconditional, "
-                                               "1: conditional; needs network.conditional = true); unset: no labels")
-    guidance_sweep: list[float] = param([], "after the last epoch, evaluate `metrics` again at each of these "
-                                            "guidance scales (one evaluation per w; needs a conditional network)")
-    sample_class: int | str = param("all", "with guidance, the class of every sample, or 'all' for balanced classes "
-                                           "(written `class` in the TOML)")
+    guidance_scale: float | None = param(
+        None,
+        "classifier-free guidance w for generated samples (0: unconditional, 1: conditional; needs network.conditional = true); unset: no labels",
+    )
+    guidance_sweep: list[float] = param(
+        [], "after the last epoch, evaluate `metrics` again at each of these guidance scales (one evaluation per w; needs a conditional network)"
+    )
+    sample_class: int | str = param("all", "with guidance, the class of every sample, or 'all' for balanced classes (written `class` in the TOML)")
 
     def __post_init__(self) -> None:
         if isinstance(self.sample_class, str) and self.sample_class != "all":
@@ -166,14 +178,15 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            return cast("dict[str, Any]", tomllib.load(fh))
     except FileNotFoundError:
         raise ColdlabError("file not found", hint="give the path of an experiments TOML file", where=(str(path),)) from None
     except IsADirectoryError:
         raise ColdlabError("is a folder, not a file", hint="give the path of an experiments TOML file", where=(str(path),)) from None
     except UnicodeDecodeError as err:
-        raise ColdlabError(f"not UTF-8 text (byte {err.start}: {err.reason})", hint="TOML files are UTF-8: save the file as UTF-8",
-                           where=(str(path),)) from None
+        raise ColdlabError(
+            f"not UTF-8 text (byte {err.start}: {err.reason})", hint="TOML files are UTF-8: save the file as UTF-8", where=(str(path),)
+        ) from None
     except OSError as err:
         raise ColdlabError(f"cannot read the file: {err.strerror or err}", where=(str(path),)) from None
     except tomllib.TOMLDecodeError as err:
@@ -196,7 +209,7 @@ def _settings(cls: type, values: Any, what: str) -> dict[str, Any]:
     return merged
 
 
-def resolve_metrics(registry: Any, metrics: list[Any], *, key: str = "metrics", taken: set[str] = frozenset()) -> list[dict[str, Any]]:
+def resolve_metrics(registry: Any, metrics: list[Any], *, key: str = "metrics", taken: Collection[str] = ()) -> list[dict[str, Any]]:
     """Every entry of ``eval.<key>`` as a full table (name and all parameters); names must be unique."""
     resolved, seen = [], set(taken)
     for metric in metrics:
@@ -205,8 +218,9 @@ def resolve_metrics(registry: Any, metrics: list[Any], *, key: str = "metrics", 
         except ColdlabError as err:
             raise err.at("eval", key) from None
         if full["name"] in seen:
-            raise ColdlabError(f"metric {full['name']!r} is listed twice", hint="list each metric once (in metrics or final_metrics)",
-                               where=("eval", key))
+            raise ColdlabError(
+                f"metric {full['name']!r} is listed twice", hint="list each metric once (in metrics or final_metrics)", where=("eval", key)
+            )
         seen.add(full["name"])
         resolved.append(full)
     return resolved
@@ -217,9 +231,11 @@ def _check_keys(raw: dict[str, Any], allowed: tuple[str, ...], what: str) -> Non
     if unknown:
         key = unknown[0]
         known_elsewhere = key in EXPERIMENT_KEYS or key in AUTOENCODER_KEYS  # a key of the other kind
-        raise ColdlabError(f"key {key!r} does not apply to {what}" if known_elsewhere else
-                           f"unknown key {key!r}{suggest(key, list(allowed))}",
-                           hint=f"keys of {what}: " + ", ".join(allowed), where=(key,))
+        raise ColdlabError(
+            f"key {key!r} does not apply to {what}" if known_elsewhere else f"unknown key {key!r}{suggest(key, list(allowed))}",
+            hint=f"keys of {what}: " + ", ".join(allowed),
+            where=(key,),
+        )
     for key in ("study", "name"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise ColdlabError(f"'{key}' must be a non-empty string", where=(key,))
@@ -242,7 +258,7 @@ def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[
     _check_keys(raw, AUTOENCODER_KEYS, "an autoencoder experiment")
     for key in ("dataset", "autoencoder"):
         if key not in raw:
-            raise ColdlabError(f"missing '{key}'", hint=f"add {key} = {{ name = \"...\" }} to the experiment", where=(key,))
+            raise ColdlabError(f"missing '{key}'", hint=f'add {key} = {{ name = "..." }} to the experiment', where=(key,))
     resolved = {}
     for key in ("dataset", "autoencoder"):
         try:
@@ -251,10 +267,24 @@ def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[
             raise err.at(key) from None
     train = _settings(AutoencoderTrainSettings, raw.get("train", {}), "train")
     evaluation = _settings(AutoencoderEvalSettings, raw.get("eval", {}), "eval")
-    return [RunSpec(study=raw["study"], name=name, seed=seed, dataset=resolved["dataset"], network={}, degradation={}, prior={},
-                    sampler={}, train={**train, "seed": seed}, eval=evaluation, kind="autoencoder", autoencoder=resolved["autoencoder"],
-                    experiment=raw["name"])
-            for seed, name in _seeded_runs(raw, train["seed"])]
+    return [
+        RunSpec(
+            study=raw["study"],
+            name=name,
+            seed=seed,
+            dataset=resolved["dataset"],
+            network={},
+            degradation={},
+            prior={},
+            sampler={},
+            train={**train, "seed": seed},
+            eval=evaluation,
+            kind="autoencoder",
+            autoencoder=resolved["autoencoder"],
+            experiment=raw["name"],
+        )
+        for seed, name in _seeded_runs(raw, train["seed"])
+    ]
 
 
 LATENT_HINT = 'write latent = { run = "NAME" } (an autoencoder experiment of this file) or latent = { checkpoint = "PATH" }'
@@ -266,8 +296,7 @@ def _resolve_latent(value: Any, base_dir: Path) -> dict[str, Any]:
         raise ColdlabError("'latent' must be a table", hint=LATENT_HINT, where=("latent",))
     for key in value:
         if key not in ("run", "study", "checkpoint"):
-            raise ColdlabError(f"unknown key {key!r}{suggest(key, ['run', 'study', 'checkpoint'])}", hint=LATENT_HINT,
-                               where=("latent", key))
+            raise ColdlabError(f"unknown key {key!r}{suggest(key, ['run', 'study', 'checkpoint'])}", hint=LATENT_HINT, where=("latent", key))
     if ("run" in value) == ("checkpoint" in value):
         raise ColdlabError("give exactly one of run and checkpoint", hint=LATENT_HINT, where=("latent",))
     for key in ("run", "study", "checkpoint"):
@@ -276,9 +305,11 @@ def _resolve_latent(value: Any, base_dir: Path) -> dict[str, Any]:
     if "checkpoint" in value:
         path = (base_dir / value["checkpoint"]).resolve()
         if not path.is_file():
-            raise ColdlabError(f"no autoencoder file {str(path)!r}",
-                               hint="give the autoencoder.pt an autoencoder run wrote (HOME/runs/NNNNN/autoencoder.pt)",
-                               where=("latent", "checkpoint"))
+            raise ColdlabError(
+                f"no autoencoder file {str(path)!r}",
+                hint="give the autoencoder.pt an autoencoder run wrote (HOME/runs/NNNNN/autoencoder.pt)",
+                where=("latent", "checkpoint"),
+            )
         return {"checkpoint": str(path)}
     return {"run": value["run"], "study": value.get("study")}
 
@@ -294,7 +325,7 @@ def _link_latents(runs: list[RunSpec], experiments: dict[str, str]) -> None:
         if len(found) != 1:
             seeded = sorted(n for (s, n) in autoencoders if n.startswith(f"{wanted}-seed"))
             if found:
-                why, hint = f"latent.run {wanted!r} names autoencoder runs of several studies", "add study = \"...\" to latent"
+                why, hint = f"latent.run {wanted!r} names autoencoder runs of several studies", 'add study = "..." to latent'
             elif seeded:
                 why, hint = f"latent.run {wanted!r} has several seeds", "name one of its runs: " + ", ".join(seeded)
             elif wanted in experiments and experiments[wanted] != "autoencoder":
@@ -305,23 +336,26 @@ def _link_latents(runs: list[RunSpec], experiments: dict[str, str]) -> None:
             raise ColdlabError(why, hint=hint, where=(run.experiment, "latent", "run"))
         ae = found[0]
         if ae.dataset != run.dataset:
-            raise ColdlabError(f"the autoencoder run {ae.name!r} was trained on {ae.dataset['name']!r}, not {run.dataset['name']!r}",
-                               hint="latent diffusion needs the autoencoder of the same dataset",
-                               where=(run.experiment, "latent", "run"))
+            raise ColdlabError(
+                f"the autoencoder run {ae.name!r} was trained on {ae.dataset['name']!r}, not {run.dataset['name']!r}",
+                hint="latent diffusion needs the autoencoder of the same dataset",
+                where=(run.experiment, "latent", "run"),
+            )
         run.latent = {"run": ae.name, "study": ae.study}
 
 
 def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Path(".")) -> list[RunSpec]:
     kind = raw.get("kind", "diffusion")
     if kind not in KINDS:
-        raise ColdlabError(f"unknown kind {kind!r}{suggest(str(kind), list(KINDS))}", hint="kind is \"diffusion\" (the default) "
-                           "or \"autoencoder\"", where=("kind",))
+        raise ColdlabError(
+            f"unknown kind {kind!r}{suggest(str(kind), list(KINDS))}", hint='kind is "diffusion" (the default) or "autoencoder"', where=("kind",)
+        )
     if kind == "autoencoder":
         return _resolve_autoencoder_experiment(raw, registry)
     _check_keys(raw, EXPERIMENT_KEYS, "a diffusion experiment")
     for key in ("dataset", "network", "degradation", "sampler"):
         if key not in raw:
-            raise ColdlabError(f"missing '{key}'", hint=f"add {key} = {{ name = \"...\" }} to the experiment or to [defaults]", where=(key,))
+            raise ColdlabError(f"missing '{key}'", hint=f'add {key} = {{ name = "..." }} to the experiment or to [defaults]', where=(key,))
     resolved: dict[str, Any] = {}
     for key in COMPONENT_KEYS:
         try:
@@ -330,9 +364,11 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
             raise err.at(key) from None
     train = _settings(TrainSettings, raw.get("train", {}), "train")
     if train["label_dropout"] > 0 and not resolved["network"].get("conditional", False):
-        raise ColdlabError("label_dropout needs a class-conditional network",
-                           hint=f"set network = {{ name = \"{resolved['network']['name']}\", conditional = true }}",
-                           where=("train", "label_dropout"))
+        raise ColdlabError(
+            "label_dropout needs a class-conditional network",
+            hint=f'set network = {{ name = "{resolved["network"]["name"]}", conditional = true }}',
+            where=("train", "label_dropout"),
+        )
     raw_eval = raw.get("eval", {})
     if isinstance(raw_eval, dict) and "class" in raw_eval:  # `class` is a Python keyword: the field is sample_class
         raw_eval = {**{k: v for k, v in raw_eval.items() if k != "class"}, "sample_class": raw_eval["class"]}
@@ -340,16 +376,19 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
     if evaluation["guidance_scale"] is not None or evaluation["guidance_sweep"]:
         if not resolved["network"].get("conditional", False):
             key = "guidance_scale" if evaluation["guidance_scale"] is not None else "guidance_sweep"
-            raise ColdlabError(f"{key} needs a class-conditional network",
-                               hint=f"set network = {{ name = \"{resolved['network']['name']}\", conditional = true }} "
-                                    "and train it with train.label_dropout (e.g. 0.1)", where=("eval", key))
+            raise ColdlabError(
+                f"{key} needs a class-conditional network",
+                hint=f'set network = {{ name = "{resolved["network"]["name"]}", conditional = true }} '
+                "and train it with train.label_dropout (e.g. 0.1)",
+                where=("eval", key),
+            )
         classes = registry.build("dataset", resolved["dataset"]).num_classes
         if isinstance(evaluation["sample_class"], int) and not 0 <= evaluation["sample_class"] < classes:
-            raise ColdlabError(f"class {evaluation['sample_class']} is not one of the dataset's classes 0..{classes - 1}",
-                               where=("eval", "class"))
+            raise ColdlabError(f"class {evaluation['sample_class']} is not one of the dataset's classes 0..{classes - 1}", where=("eval", "class"))
     evaluation["metrics"] = resolve_metrics(registry, evaluation["metrics"])
-    evaluation["final_metrics"] = resolve_metrics(registry, evaluation["final_metrics"], key="final_metrics",
-                                                  taken={m["name"] for m in evaluation["metrics"]})
+    evaluation["final_metrics"] = resolve_metrics(
+        registry, evaluation["final_metrics"], key="final_metrics", taken={m["name"] for m in evaluation["metrics"]}
+    )
     try:
         sampler = registry.build("sampler", resolved["sampler"])
         degradation = registry.build("degradation", resolved["degradation"])
@@ -358,12 +397,24 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
         raise err.at("sampler") from None
     latent = _resolve_latent(raw["latent"], base_dir) if "latent" in raw else None
     if latent is not None and degradation.images_only:
-        raise ColdlabError(f"degradation {resolved['degradation']['name']!r} works on images only, not on latents",
-                           hint="use a noise or cold degradation that acts on any tensor (gaussian, blur, zoom)",
-                           where=("degradation",))
-    return [RunSpec(study=raw["study"], name=name, seed=seed, train={**train, "seed": seed}, eval=evaluation,
-                    latent=dict(latent) if latent else None, experiment=raw["name"], **{k: resolved[k] for k in COMPONENT_KEYS})
-            for seed, name in _seeded_runs(raw, train["seed"])]
+        raise ColdlabError(
+            f"degradation {resolved['degradation']['name']!r} works on images only, not on latents",
+            hint="use a noise or cold degradation that acts on any tensor (gaussian, blur, zoom)",
+            where=("degradation",),
+        )
+    return [
+        RunSpec(
+            study=raw["study"],
+            name=name,
+            seed=seed,
+            train={**train, "seed": seed},
+            eval=evaluation,
+            latent=dict(latent) if latent else None,
+            experiment=raw["name"],
+            **{k: resolved[k] for k in COMPONENT_KEYS},
+        )
+        for seed, name in _seeded_runs(raw, train["seed"])
+    ]
 
 
 def load_experiments(path: str | Path, *, only: list[str] | None = None, registry: Any = None) -> list[RunSpec]:
@@ -380,8 +431,11 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
     data = read_toml(path)
     for key in data:
         if key not in ("defaults", "experiment"):
-            raise ColdlabError(f"unknown top-level key {key!r}{suggest(key, ['defaults', 'experiment'])}",
-                               hint="use a [defaults] table and [[experiment]] entries", where=(where, key))
+            raise ColdlabError(
+                f"unknown top-level key {key!r}{suggest(key, ['defaults', 'experiment'])}",
+                hint="use a [defaults] table and [[experiment]] entries",
+                where=(where, key),
+            )
     defaults = data.get("defaults", {})
     experiments = data.get("experiment", [])
     if not isinstance(defaults, dict):
@@ -393,7 +447,8 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
     for i, raw in enumerate(experiments):
         if not isinstance(raw, dict):
             raise ColdlabError("each [[experiment]] must be a table", where=(where, f"experiment {i + 1}"))
-        label = raw.get("name") if isinstance(raw.get("name"), str) else f"experiment {i + 1}"
+        given = raw.get("name")
+        label = given if isinstance(given, str) else f"experiment {i + 1}"
         if label in names:
             raise ColdlabError(f"experiment name {label!r} is used twice", hint="give each experiment its own name", where=(where, label, "name"))
         names[label] = raw.get("kind", "diffusion")
@@ -406,9 +461,11 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
         other = taken.setdefault(run.name, run)
         if other is not run:
             first, second = sorted((other, run), key=lambda r: r.name != r.experiment)
-            raise ColdlabError(f"run name {run.name!r} of experiment {second.experiment!r} (seed {second.seed}) is also the "
-                               f"name of experiment {first.experiment!r}", hint="rename one of the experiments",
-                               where=(where, second.experiment, "seeds"))
+            raise ColdlabError(
+                f"run name {run.name!r} of experiment {second.experiment!r} (seed {second.seed}) is also the name of experiment {first.experiment!r}",
+                hint="rename one of the experiments",
+                where=(where, second.experiment, "seeds"),
+            )
     try:
         _link_latents(runs, names)
     except ColdlabError as err:
@@ -417,8 +474,11 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
         known = {r.name for r in runs} | {r.study for r in runs} | set(names)
         for wanted in only:
             if wanted not in known:
-                raise ColdlabError(f"--only {wanted!r} matches no experiment or study{suggest(wanted, sorted(known))}",
-                                   hint="experiments: " + ", ".join(sorted(names)), where=(where,))
+                raise ColdlabError(
+                    f"--only {wanted!r} matches no experiment or study{suggest(wanted, sorted(known))}",
+                    hint="experiments: " + ", ".join(sorted(names)),
+                    where=(where,),
+                )
         kept = [r for r in runs if r.name in only or r.study in only or r.experiment in only]
         needed = {(r.latent["study"], r.latent["run"]) for r in kept if r.latent and "run" in r.latent}
         runs = [r for r in runs if r in kept or (r.study, r.name) in needed]  # an autoencoder its latent runs need

@@ -24,7 +24,7 @@ class ColdlabError(Exception):
             text += f" (hint: {self.hint})"
         return text
 
-    def at(self, *where: str) -> "ColdlabError":
+    def at(self, *where: str) -> ColdlabError:
         """Return a copy located further out, e.g. ``err.at("experiments.toml", "ddpm-linear")``."""
         return ColdlabError(self.message, hint=self.hint, where=tuple(where) + self.where)
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 
-def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     """``torch.save(obj, path)`` through a temporary file in the same folder (created if needed)
     and an atomic rename, so readers see the old file or the new one, never half of one."""
     path = Path(path)
@@ -24,7 +24,7 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
 TORN = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError)  # what reading a half-written file raises
 
 
-def load_tensors(path: str | os.PathLike, *, mmap: bool = False) -> Any:
+def load_tensors(path: str | os.PathLike[str], *, mmap: bool = False) -> Any:
     """``torch.load`` with ``weights_only=True``: tensors, numbers, strings and plain containers only.
 
     Data is never code: a file holding any other Python object (a crafted pickle) is refused with a
@@ -36,12 +36,14 @@ def load_tensors(path: str | os.PathLike, *, mmap: bool = False) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "weights_only" in str(err) or "Weights only load failed" in str(err):
-            raise ColdlabError(f"refused to load {path}: it holds Python objects, not only tensors (loading it could run code)",
-                               hint="coldlab never writes such files: delete it, or restore it from a copy you trust") from None
+            raise ColdlabError(
+                f"refused to load {path}: it holds Python objects, not only tensors (loading it could run code)",
+                hint="coldlab never writes such files: delete it, or restore it from a copy you trust",
+            ) from None
         raise
 
 
-def remove_torn(folder: str | os.PathLike) -> list[Path]:
+def remove_torn(folder: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporary files a crash left half-written in ``folder`` (``*.tmp`` of :func:`save_atomic`)."""
     removed = []
     for tmp in Path(folder).glob("*.tmp"):

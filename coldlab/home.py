@@ -28,7 +28,7 @@ class Home:
         self.root = Path(root)
 
     @classmethod
-    def default(cls) -> "Home":
+    def default(cls) -> Home:
         """``$COLDLAB_HOME``, else ``./coldlab-runs``."""
         return cls(os.environ.get("COLDLAB_HOME", "coldlab-runs"))
 
@@ -88,6 +88,6 @@ class Home:
         return connect(self.db, readonly=readonly)
 
 
-def as_home(home: "Home | str | os.PathLike[str]") -> Home:
+def as_home(home: Home | str | os.PathLike[str]) -> Home:
     """Accept a :class:`Home` or a folder."""
     return home if isinstance(home, Home) else Home(home)

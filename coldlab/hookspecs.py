@@ -8,7 +8,7 @@ each component it adds. ``cls`` is a component class with a ``Params`` dataclass
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

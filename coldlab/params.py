@@ -21,8 +21,17 @@ INT_MAX = 2**63 - 1  # SQLite's (and torch's) largest integer: any int parameter
 SEED_MAX = 2**63 - 16  # seeds: seed + a few offsets must still fit
 
 
-def param(default: Any = _MISSING, doc: str = "", *, kind: str | None = None, min: float | None = None,
-          max: float | None = None, gt: float | None = None, lt: float | None = None, smoke: float | None = None) -> Any:
+def param(
+    default: Any = _MISSING,
+    doc: str = "",
+    *,
+    kind: str | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    smoke: float | None = None,
+) -> Any:
     """Declare one documented parameter of a component.
 
     ``default`` may be a list or dict (copied per instance). ``kind`` marks a nested
@@ -94,8 +103,12 @@ def out_of_range(value: Any, bounds: dict[str, float]) -> bool:
         return any(out_of_range(v, bounds) for v in value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    return not (("min" not in bounds or value >= bounds["min"]) and ("max" not in bounds or value <= bounds["max"])
-                and ("gt" not in bounds or value > bounds["gt"]) and ("lt" not in bounds or value < bounds["lt"]))
+    return not (
+        ("min" not in bounds or value >= bounds["min"])
+        and ("max" not in bounds or value <= bounds["max"])
+        and ("gt" not in bounds or value > bounds["gt"])
+        and ("lt" not in bounds or value < bounds["lt"])
+    )
 
 
 def too_large(value: Any) -> bool:
@@ -118,8 +131,8 @@ def describe(params_cls: type) -> list[dict[str, Any]]:
     for f in dataclasses.fields(params_cls):
         if f.default is not _MISSING:
             default = f.default
-        elif f.default_factory is not _MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
+        elif f.default_factory is not _MISSING:
+            default = f.default_factory()
         else:
             default = None
         rows.append(
@@ -230,8 +243,11 @@ def validate(params_cls: type, values: dict[str, Any], *, component: str) -> tup
             continue
         annotation = hints[key]
         if too_large(value):
-            raise ColdlabError(f"{component} parameter {key!r} is too large: integers must fit in 64 bits "
-                               f"(at most {INT_MAX})", hint=f"{key}: {f.metadata.get('doc', '')}".rstrip(": "), where=(key,))
+            raise ColdlabError(
+                f"{component} parameter {key!r} is too large: integers must fit in 64 bits (at most {INT_MAX})",
+                hint=f"{key}: {f.metadata.get('doc', '')}".rstrip(": "),
+                where=(key,),
+            )
         if not _matches(value, annotation):
             raise ColdlabError(
                 f"{component} parameter {key!r} must be {type_name(annotation)}, got {value!r}",
@@ -249,6 +265,6 @@ def validate(params_cls: type, values: dict[str, Any], *, component: str) -> tup
     for name, f in fields.items():
         if "kind" in f.metadata:
             nested[name] = f.metadata["kind"]
-        if name not in clean and f.default is _MISSING and f.default_factory is _MISSING:  # type: ignore[misc]
+        if name not in clean and f.default is _MISSING and f.default_factory is _MISSING:
             raise ColdlabError(f"{component} needs parameter {name!r}", hint=f.metadata.get("doc"), where=(name,))
     return clean, nested

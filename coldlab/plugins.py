@@ -17,7 +17,8 @@ import importlib
 import importlib.metadata
 import os
 import warnings
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 
@@ -61,7 +62,7 @@ class Entry:
 
     kind: str
     name: str
-    cls: type
+    cls: type[Any]
     plugin: str
 
 
@@ -112,7 +113,7 @@ class Registry:
         """
         name, values = self._split(kind, spec)
         entry = self.get(kind, name)
-        params_cls = getattr(entry.cls, "Params")
+        params_cls: type = entry.cls.Params
         clean, nested = validate(params_cls, values, component=f"{kind} {name!r}")
         for key, nested_kind in nested.items():
             raw = clean.get(key, getattr(params_cls(), key))
@@ -128,8 +129,10 @@ class Registry:
         except (ValueError, TypeError) as err:
             raise ColdlabError(f"{kind} {name!r}{self.origin(entry)} rejected its parameters: {err}") from err
         except Exception as err:  # a broken component must not take the host down
-            raise ColdlabError(f"{kind} {name!r}{self.origin(entry)} failed to build: {type(err).__name__}: {err}",
-                               hint=f"a bug in the component: report it to its authors, or choose another {kind}") from err
+            raise ColdlabError(
+                f"{kind} {name!r}{self.origin(entry)} failed to build: {type(err).__name__}: {err}",
+                hint=f"a bug in the component: report it to its authors, or choose another {kind}",
+            ) from err
         component.component_name = name
         component.component_kind = kind
         return component
@@ -141,7 +144,7 @@ class Registry:
         so it is cheap for large networks; the result is plain JSON-friendly data.
         """
         name, values = self._split(kind, spec)
-        params_cls = self.get(kind, name).cls.Params
+        params_cls: type = self.get(kind, name).cls.Params
         clean, nested = validate(params_cls, values, component=f"{kind} {name!r}")
         try:
             params_cls(**clean)
@@ -273,12 +276,12 @@ class PluginHost:
                         continue
                     impl = impls[0].function
 
-                    def register(component_name: str, cls: type, _kind: str = kind) -> None:
+                    def register(component_name: str, cls: type, _kind: str = kind, _staged: list[Entry] = staged, _plugin: str = info.name) -> None:
                         if not isinstance(component_name, str) or not component_name:
                             raise TypeError(f"register() needs a non-empty name, got {component_name!r}")
                         if not hasattr(cls, "Params"):
                             raise TypeError(f"{_kind} {component_name!r} has no Params dataclass")
-                        staged.append(Entry(_kind, component_name, cls, info.name))
+                        _staged.append(Entry(_kind, component_name, cls, _plugin))
 
                     impl(register=register)
                 taken = [e for e in staged if e.name in self.registry.entries[e.kind]]

@@ -26,11 +26,21 @@ def runs_summary(home: Home) -> list[dict[str, Any]]:
         out = []
         for r in rows:
             metrics = dict(latest.get(r["id"], {}))
-            out.append({
-                "id": r["id"], "study": r["study"], "name": r["name"], "status": r["status"], "epoch": r["epoch"],
-                "epochs": r["epochs"], "device": r["device"], "train_loss": metrics.pop("train_loss", None),
-                "metrics": metrics, "seconds": running_seconds(r), "error": r["error"],
-            })
+            out.append(
+                {
+                    "id": r["id"],
+                    "study": r["study"],
+                    "name": r["name"],
+                    "status": r["status"],
+                    "epoch": r["epoch"],
+                    "epochs": r["epochs"],
+                    "device": r["device"],
+                    "train_loss": metrics.pop("train_loss", None),
+                    "metrics": metrics,
+                    "seconds": running_seconds(r),
+                    "error": r["error"],
+                }
+            )
         return out
     finally:
         conn.close()
@@ -46,8 +56,16 @@ def print_ls(home: Home, as_json: bool) -> int:
         table.add_column(col)
     for r in rows:
         metrics = ", ".join(f"{k}={format_number(v)}" for k, v in sorted(r["metrics"].items()) if v is not None and k != "train_loss_step")
-        table.add_row(str(r["id"]), escape(r["study"]), escape(r["name"]), r["status"], f"{r['epoch']}/{r['epochs']}",
-                      format_duration(r["seconds"]), format_number(r["train_loss"]), escape(metrics))
+        table.add_row(
+            str(r["id"]),
+            escape(r["study"]),
+            escape(r["name"]),
+            r["status"],
+            f"{r['epoch']}/{r['epochs']}",
+            format_duration(r["seconds"]),
+            format_number(r["train_loss"]),
+            escape(metrics),
+        )
     Console().print(table)
     return 0
 
@@ -57,12 +75,24 @@ def run_details(home: Home, run_id: int) -> dict[str, Any]:
     try:
         r = get_run(conn, run_id)
         return {
-            "id": r["id"], "study": r["study"], "name": r["name"], "status": r["status"], "error": r["error"],
-            "epoch": r["epoch"], "epochs": r["epochs"], "step": r["step"], "device": r["device"], "attempts": r["attempts"],
-            "worker_deaths": r["deaths"], "seconds": running_seconds(r), "config": json.loads(r["config"]),
+            "id": r["id"],
+            "study": r["study"],
+            "name": r["name"],
+            "status": r["status"],
+            "error": r["error"],
+            "epoch": r["epoch"],
+            "epochs": r["epochs"],
+            "step": r["step"],
+            "device": r["device"],
+            "attempts": r["attempts"],
+            "worker_deaths": r["deaths"],
+            "seconds": running_seconds(r),
+            "config": json.loads(r["config"]),
             "metrics": metric_series(conn, run_id),
-            "artifacts": [{"kind": a["kind"], "path": str(home.file(a["path"]).absolute()), "stored": a["path"], "epoch": a["epoch"]}
-                          for a in artifacts(conn, run_id)],
+            "artifacts": [
+                {"kind": a["kind"], "path": str(home.file(a["path"]).absolute()), "stored": a["path"], "epoch": a["epoch"]}
+                for a in artifacts(conn, run_id)
+            ],
             "evaluations": evaluations(conn, run_id),
         }
     finally:
@@ -75,9 +105,12 @@ def print_show(home: Home, run_id: int, as_json: bool) -> int:
         print(json.dumps(details, indent=2))
         return 0
     console = Console()
-    console.print(f"[bold]run {details['id']}[/bold] {escape(details['study'])}/{escape(details['name'])}: {details['status']} "
-                  f"(epoch {details['epoch']}/{details['epochs']}, step {details['step']}, attempts {details['attempts']}"
-                  + (f", ran {format_duration(details['seconds'])}" if details["seconds"] is not None else "") + ")")
+    console.print(
+        f"[bold]run {details['id']}[/bold] {escape(details['study'])}/{escape(details['name'])}: {details['status']} "
+        f"(epoch {details['epoch']}/{details['epochs']}, step {details['step']}, attempts {details['attempts']}"
+        + (f", ran {format_duration(details['seconds'])}" if details["seconds"] is not None else "")
+        + ")"
+    )
     if details["error"]:
         console.print(f"[red]error:[/red] {escape(details['error'])}")
     console.print_json(json.dumps(details["config"]))

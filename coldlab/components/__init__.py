@@ -7,7 +7,7 @@ from coldlab.components.executor import Executor, WorkerHandle
 from coldlab.components.metric import EvalContext, Metric, MetricUnavailable, MetricValue, ReconstructionBatch, SampleBatch
 from coldlab.components.network import Network
 from coldlab.components.prior import Prior
-from coldlab.components.sampler import SampleResult, Sampler
+from coldlab.components.sampler import Sampler, SampleResult
 from coldlab.components.schedule import Schedule
 
 __all__ = [

@@ -22,6 +22,10 @@ class Autoencoder(nn.Module):
     """Base of the autoencoder plugins."""
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
+    scale_factor: torch.Tensor
 
     def __init__(self, params: Any, shape: tuple[int, int, int] = (1, 28, 28)) -> None:
         super().__init__()

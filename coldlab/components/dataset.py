@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -31,6 +32,9 @@ class Dataset:
     """
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
     shape: tuple[int, int, int] = (1, 28, 28)
     num_classes: int = 0
     value_range: tuple[float, float] = (-0.5, 0.5)

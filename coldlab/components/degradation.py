@@ -53,9 +53,12 @@ class Degradation:
     """
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
     target: str = "x0"
     noise_kind: str | None = None
-    schedule: "Schedule | None" = None
+    schedule: Schedule | None = None
     #: True for a degradation that only makes sense on images (morph mixes in images of a dataset), so a
     #: latent diffusion run refuses it
     images_only: bool = False
@@ -69,7 +72,7 @@ class Degradation:
             raise NotImplementedError("a degradation without a schedule must define T")
         return self.schedule.T
 
-    def prepare(self, data: "DataContext") -> None:
+    def prepare(self, data: DataContext) -> None:
         """Load whatever the degradation needs from data (morph: its target images)."""
 
     def datasets(self) -> list[str | dict[str, Any]]:
@@ -94,6 +97,10 @@ class Degradation:
         """The noise that makes ``degrade(x0, t, noise) == z`` (None if deterministic)."""
         return None
 
+    def eps_from_output(self, z: torch.Tensor, t: int | torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """The Gaussian noise estimate of the network's output (degradations that mix in N(0, I) noise)."""
+        raise NotImplementedError(f"{type(self).__name__} mixes in no Gaussian noise")
+
     def x0_from_output(self, z: torch.Tensor, t: int | torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """The clean-image estimate from the network's output (its target)."""
         return output
@@ -102,9 +109,7 @@ class Degradation:
         """What the network must output for z_t = D(x, t, noise)."""
         return x
 
-    def training_batch(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def training_batch(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One training example per image: (z_t, t, target) with t ~ Uniform{1..T}."""
         t = torch.randint(1, self.T + 1, (x.shape[0],), device=x.device, generator=generator)
         noise = self.sample_noise(x, generator)
@@ -138,7 +143,7 @@ class SizedDegradation(Degradation):
             raise ValueError(f"images of {height}x{width} are too small for {name} with {self.params}")
         self._T = T
 
-    def prepare(self, data: "DataContext") -> None:
+    def prepare(self, data: DataContext) -> None:
         self.set_image_size(data.shape[1], data.shape[2])
 
     def steps_of(self, x: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
@@ -146,7 +151,7 @@ class SizedDegradation(Degradation):
         if self._T is None:
             self.set_image_size(x.shape[-2], x.shape[-1])
         steps = as_steps(t, x.shape[0], x.device)
-        if (steps < 0).any() or (steps > self._T).any():
+        if (steps < 0).any() or (steps > self.T).any():
             name = getattr(self, "component_name", type(self).__name__)
             raise ValueError(f"{name} steps must lie in 0..{self._T}")
         return steps

@@ -32,6 +32,9 @@ class Executor:
     """Base of the executors: :meth:`start` starts one worker per entry of ``devices``."""
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
 
     def __init__(self, params: Any) -> None:
         self.params = params

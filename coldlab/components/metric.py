@@ -70,6 +70,7 @@ class EvalContext(Protocol):
     @property
     def shape(self) -> tuple[int, ...]:
         """The image shape (C, H, W) (a latent run's network works on another shape; metrics see images)."""
+
     @property
     def num_classes(self) -> int: ...
     @property
@@ -79,18 +80,23 @@ class EvalContext(Protocol):
     @property
     def seed(self) -> int:
         """``eval.seed``: seed every random draw of a metric from it (:meth:`generator`)."""
+
     @property
     def dataset_spec(self) -> dict[str, Any]:
         """The run's resolved dataset table (cache keys)."""
+
     @property
     def train_loss(self) -> str:
         """The run's training loss (``"mse"`` or ``"l1"``)."""
+
     @property
     def conditional(self) -> bool:
         """Whether the network takes class labels."""
+
     @property
     def net(self) -> torch.nn.Module:
         """The sampling weights (in eval mode when sampling)."""
+
     @property
     def degradation(self) -> Degradation: ...
     @property
@@ -101,25 +107,35 @@ class EvalContext(Protocol):
 
     def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The dataset's test images and labels (CPU)."""
+
     def train_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The run's training images and labels (CPU)."""
+
     def to_unit(self, images: torch.Tensor) -> torch.Tensor:
         """Images mapped from ``value_range`` to [0, 1], clamped."""
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Images as the network sees them (latents in a latent diffusion run)."""
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """What the network works on, back as images."""
+
     def generator(self, offset: int = 0) -> torch.Generator:
         """A generator on ``device`` seeded with ``seed + offset``."""
+
     def generate(self, n: int, batch_size: int | None = None) -> Iterator[torch.Tensor]:
         """``n`` new samples in batches, from fixed start points (timing metrics)."""
+
     def network_output(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The network's output for z_t at integer steps ``t``."""
+
     def requested_labels(self) -> torch.Tensor | None:
         """The class asked of each generated sample (classifier-free guidance), or None when samples are
         drawn without labels."""
+
     def cached(self, kind: str, key: dict[str, Any], compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """``compute()`` once per (kind, key) on this machine, then read from the cache."""
+
     def batches(self, source: str, metric: Metric) -> Iterator[SampleBatch | ReconstructionBatch]:
         """The inputs of a metric with ``source`` ``"samples"`` or ``"reconstructions"``."""
 
@@ -132,6 +148,9 @@ class Metric:
     """
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
     source: str | None = None
     #: True if a larger value is better, False if smaller is, None if neither (reports mark the best)
     higher_is_better: bool | None = None
@@ -151,7 +170,8 @@ class Metric:
     def reset(self, ctx: EvalContext) -> None:
         """Prepare for a new evaluation (build torchmetrics objects, load cached statistics)."""
 
-    def update(self, batch: SampleBatch | ReconstructionBatch) -> None:
+    def update(self, batch: Any) -> None:
+        """Feed one batch of the metric's source: a :class:`SampleBatch` or a :class:`ReconstructionBatch`."""
         raise NotImplementedError
 
     def compute(self) -> MetricValue:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -21,6 +21,9 @@ class Network(nn.Module):
     """
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
 
     def __init__(self, params: Any, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 0) -> None:
         super().__init__()
@@ -45,4 +48,4 @@ class Network(nn.Module):
             return None
         if y is None:
             y = torch.full((batch,), self.null_label, dtype=torch.long, device=device)
-        return embedding(y.to(device=device, dtype=torch.long))
+        return cast("torch.Tensor | None", embedding(y.to(device=device, dtype=torch.long)))

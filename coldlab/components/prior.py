@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,17 +39,19 @@ class Prior:
     """
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
     needs_fit: bool = False
 
     def __init__(self, params: Any) -> None:
         self.params = params
         self.state: dict[str, torch.Tensor] = {}
 
-    def fit(self, train_images: torch.Tensor, degradation: "Degradation") -> None:
+    def fit(self, train_images: torch.Tensor, degradation: Degradation) -> None:
         """Learn from the training images; the base prior learns nothing."""
 
-    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -58,18 +60,20 @@ class Prior:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.state = dict(state)
 
-    def cache_key(self, train_images: torch.Tensor, degradation: "Degradation") -> str:
+    def cache_key(self, train_images: torch.Tensor, degradation: Degradation) -> str:
         """Identifies what a fit depends on: this prior, the degradation and the images."""
         desc = {
             "prior": getattr(self, "component_name", type(self).__name__),
-            "params": repr(dataclasses.asdict(self.params)) if dataclasses.is_dataclass(self.params) else repr(self.params),
+            "params": repr(dataclasses.asdict(self.params))
+            if dataclasses.is_dataclass(self.params) and not isinstance(self.params, type)
+            else repr(self.params),
             "degradation": getattr(degradation, "component_name", type(degradation).__name__),
             "degradation_params": repr(getattr(degradation, "params", None)),
             "images": images_fingerprint(train_images),
         }
         return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:20]
 
-    def fit_cached(self, train_images: torch.Tensor, degradation: "Degradation", cache_dir: str | os.PathLike) -> bool:
+    def fit_cached(self, train_images: torch.Tensor, degradation: Degradation, cache_dir: str | os.PathLike[str]) -> bool:
         """Fit, or load an earlier fit of the same prior, degradation and images.
 
         Returns True when the state came from the cache (``fit`` was not called).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -46,6 +47,9 @@ class Sampler:
     """
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
     requires: tuple[str, ...] = ()
     #: the value range of the data sampled (set by :meth:`prepare`; None: unknown or unbounded, as latents)
     value_range: tuple[float, float] | None = None
@@ -53,7 +57,7 @@ class Sampler:
     def __init__(self, params: Any) -> None:
         self.params = params
 
-    def prepare(self, data: "DataContext") -> None:
+    def prepare(self, data: DataContext) -> None:
         """Learn what the sampler may assume about the data; the engine calls it before sampling. The
         base keeps ``data.value_range`` (samplers that clip x0 clip to it unless told a bound)."""
         self.value_range = data.value_range
@@ -63,7 +67,7 @@ class Sampler:
         """How tables name a sampler of this resolved table (its name, and ``eta`` where it has one)."""
         return str(spec["name"]) + (f" eta={spec['eta']}" if "eta" in spec else "")
 
-    def check(self, degradation: "Degradation") -> None:
+    def check(self, degradation: Degradation) -> None:
         """Raise a :class:`ColdlabError` if this sampler cannot run with ``degradation``."""
         me = getattr(self, "component_name", type(self).__name__)
         deg = getattr(degradation, "component_name", type(degradation).__name__)
@@ -82,7 +86,7 @@ class Sampler:
     def sample(
         self,
         net: torch.nn.Module,
-        degradation: "Degradation",
+        degradation: Degradation,
         z: torch.Tensor,
         *,
         t_start: int | None = None,
@@ -99,7 +103,7 @@ class Sampler:
         keep = trajectory_every
         if keep:
             trajectory.append((seq[0], z.clone()))
-        for i, (t, t_next) in enumerate(zip(seq[:-1], seq[1:])):
+        for i, (t, t_next) in enumerate(itertools.pairwise(seq)):
             z = self.step(net, degradation, z, t, t_next, y=y, generator=generator)
             if keep and ((i + 1) % keep == 0 or t_next == seq[-1]):
                 trajectory.append((t_next, z.clone()))
@@ -109,13 +113,22 @@ class Sampler:
         """The visited steps, from ``t_start`` down to 0."""
         return step_sequence(t_start, getattr(self.params, "steps", None))
 
-    def step(self, net: torch.nn.Module, degradation: "Degradation", z: torch.Tensor, t: int, t_next: int, *,
-             y: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    def step(
+        self,
+        net: torch.nn.Module,
+        degradation: Degradation,
+        z: torch.Tensor,
+        t: int,
+        t_next: int,
+        *,
+        y: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         """One move from step ``t`` to ``t_next < t``."""
         raise NotImplementedError
 
 
-def predict(net: torch.nn.Module, degradation: "Degradation", z: torch.Tensor, t: int, y: torch.Tensor | None) -> torch.Tensor:
+def predict(net: torch.nn.Module, degradation: Degradation, z: torch.Tensor, t: int, y: torch.Tensor | None) -> torch.Tensor:
     """The network's output at step t for the batch z."""
     t_frac = torch.full((z.shape[0],), t / degradation.T, device=z.device, dtype=z.dtype)
     out: torch.Tensor = net(z, t_frac, y)

@@ -20,6 +20,9 @@ class Schedule:
     """
 
     Params: type = NoParams
+    #: the name and kind it was registered and built under (set by the registry that builds it)
+    component_name: str = ""
+    component_kind: str = ""
 
     def __init__(self, params: Any) -> None:
         self.params = params

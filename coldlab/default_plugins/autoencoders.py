@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from coldlab import Autoencoder, hookimpl, param
+from coldlab.hookspecs import Register
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -40,7 +41,7 @@ class ConvVAE(Autoencoder):
             prev = ch
         self.encoder = nn.Sequential(*layers, nn.SiLU(), nn.Conv2d(prev, 2 * params.latent_channels, 1))
         k = len(params.channels)
-        self._latent = (params.latent_channels, -(-h // 2 ** k), -(-w // 2 ** k))
+        self._latent = (params.latent_channels, -(-h // 2**k), -(-w // 2**k))
         up: list[nn.Module] = [nn.Conv2d(params.latent_channels, prev, 3, padding=1)]
         for ch in reversed(params.channels):
             up += [nn.Upsample(scale_factor=2, mode="nearest"), _block(prev, ch)]
@@ -57,9 +58,9 @@ class ConvVAE(Autoencoder):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         _, h, w = self.shape
-        return self.decoder(z)[..., :h, :w]
+        return cast("torch.Tensor", self.decoder(z)[..., :h, :w])
 
 
 @hookimpl
-def register_autoencoders(register):
+def register_autoencoders(register: Register) -> None:
     register("vae", ConvVAE)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from coldlab import ColdlabError, Degradation, DeviceCache, as_steps, hookimpl, param
 from coldlab.components.schedule import Schedule
+from coldlab.hookspecs import Register
 
 
 def gaussian_kernel(size: int, variance: float) -> torch.Tensor:
@@ -58,9 +59,11 @@ class BlurDegradation(Degradation):
         pad, side = self.params.kernel_size // 2, min(data.shape[1], data.shape[2])
         limit = {"circular": side, "reflect": side - 1}.get(self.params.padding)
         if limit is not None and pad > limit:
-            raise ColdlabError(f"kernel_size {self.params.kernel_size} is too wide for {self.params.padding} padding of "
-                               f"{data.shape[1]}x{data.shape[2]} images", where=("degradation", "kernel_size"),
-                               hint=f"use kernel_size <= {2 * limit + 1}, or padding = \"zeros\"")
+            raise ColdlabError(
+                f"kernel_size {self.params.kernel_size} is too wide for {self.params.padding} padding of {data.shape[1]}x{data.shape[2]} images",
+                where=("degradation", "kernel_size"),
+                hint=f'use kernel_size <= {2 * limit + 1}, or padding = "zeros"',
+            )
 
     def blur_once(self, x: torch.Tensor, step: int) -> torch.Tensor:
         """Apply G_step to every image of the batch."""
@@ -85,5 +88,5 @@ class BlurDegradation(Degradation):
 
 
 @hookimpl
-def register_degradations(register):
+def register_degradations(register: Register) -> None:
     register("blur", BlurDegradation)

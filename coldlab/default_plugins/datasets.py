@@ -10,12 +10,14 @@ MNIST and FashionMNIST are scaled to [-0.5, 0.5] (the reports' convention), colo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from coldlab import SEED_MAX, ColdlabError, Dataset, data_root, hookimpl, param
+from coldlab.hookspecs import Register
 
 _SPLITS = ("train", "test")
 
@@ -55,7 +57,7 @@ class _TorchvisionGrey(Dataset):
     def factory(self) -> Callable[..., Any]:
         raise NotImplementedError
 
-    def load(self, split):
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         _check_split(split)
         ds = _open_torchvision(self.factory(), self.component_name, f"{self.folder}/raw/", data_root(), split == "train", self.params.download)
         images = ds.data.to(torch.float32).div_(255.0).sub_(0.5).unsqueeze(1)
@@ -65,7 +67,7 @@ class _TorchvisionGrey(Dataset):
 class MNIST(_TorchvisionGrey):
     folder = "MNIST"
 
-    def factory(self):
+    def factory(self) -> Any:
         from torchvision.datasets import MNIST as tv
 
         return tv
@@ -74,7 +76,7 @@ class MNIST(_TorchvisionGrey):
 class FashionMNIST(_TorchvisionGrey):
     folder = "FashionMNIST"
 
-    def factory(self):
+    def factory(self) -> Any:
         from torchvision.datasets import FashionMNIST as tv
 
         return tv
@@ -88,7 +90,7 @@ class CIFAR10(Dataset):
     num_classes = 10
     value_range = (-1.0, 1.0)
 
-    def load(self, split):
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         _check_split(split)
         from torchvision.datasets import CIFAR10 as tv
 
@@ -111,7 +113,7 @@ class ImageFolder(Dataset):
         test_fraction: float = param(0.1, "share held out as the test split when there is no test/ folder", min=0, lt=1)
         max_images: int = param(0, "load at most this many images per split (0: all)", min=0)
 
-    def __init__(self, params):
+    def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.shape = (params.channels, params.size, params.size)
         self.value_range = (-1.0, 1.0)
@@ -120,7 +122,7 @@ class ImageFolder(Dataset):
         class_root = self.root / "train" if (self.root / "train").is_dir() and (self.root / "test").is_dir() else self.root
         self.num_classes = sum(1 for d in class_root.iterdir() if d.is_dir()) if class_root.is_dir() else 0
 
-    def load(self, split):
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         _check_split(split)
         from torchvision import datasets, transforms
 
@@ -163,14 +165,14 @@ class Synthetic(Dataset):
         test: int = param(128, "test images", min=1)
         seed: int = param(0, "generator seed", min=0, max=SEED_MAX)
 
-    def __init__(self, params):
+    def __init__(self, params: Any) -> None:
         super().__init__(params)
         if params.size < 4 or params.classes < 1 or params.channels < 1:
             raise ValueError("synthetic data needs size >= 4, classes >= 1 and channels >= 1")
         self.shape = (params.channels, params.size, params.size)
         self.num_classes = params.classes
 
-    def load(self, split):
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         _check_split(split)
         p = self.params
         n = p.train if split == "train" else p.test
@@ -191,7 +193,7 @@ class Synthetic(Dataset):
 
 
 @hookimpl
-def register_datasets(register):
+def register_datasets(register: Register) -> None:
     register("mnist", MNIST)
     register("fashion-mnist", FashionMNIST)
     register("cifar10", CIFAR10)

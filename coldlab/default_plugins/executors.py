@@ -9,13 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coldlab import Executor, hookimpl, param
+from coldlab import Executor, WorkerHandle, hookimpl, param
+from coldlab.hookspecs import Register
 
 
 class ProcessWorker:
     """A worker process; :meth:`interrupt` sends SIGINT (the worker checkpoints and marks its run interrupted)."""
 
-    def __init__(self, proc: subprocess.Popen, device: str = "") -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], device: str = "") -> None:
         self.proc, self.device = proc, device
 
     @property
@@ -42,19 +43,19 @@ class LocalExecutor(Executor):
     class Params:
         detach: bool = param(False, "start workers in their own session, so they outlive the program that started them (the dashboard)")
 
-    def start(self, home: Path, devices: list[str], logs: Path) -> list[ProcessWorker]:
+    def start(self, home: Path, devices: list[str], logs: Path) -> list[WorkerHandle]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         logs.mkdir(parents=True, exist_ok=True)
-        workers = []
+        workers: list[WorkerHandle] = []
         taken = [int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()]
         for k, device in enumerate(devices, start=max(taken, default=-1) + 1):  # a log per worker process
             with open(logs / f"worker-{k}.log", "a") as log:
                 cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", device]
-                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.params.detach)
+                proc = subprocess.Popen[bytes](cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.params.detach)
                 workers.append(ProcessWorker(proc, device))
         return workers
 
 
 @hookimpl
-def register_executors(register):
+def register_executors(register: Register) -> None:
     register("local", LocalExecutor)

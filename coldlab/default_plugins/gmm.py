@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 
-from coldlab import SEED_MAX, Prior, hookimpl, param
+from coldlab import SEED_MAX, Degradation, Prior, hookimpl, param
+from coldlab.hookspecs import Register
 
 
 def _log_prob(x: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, full: bool) -> torch.Tensor:
@@ -51,9 +52,9 @@ def fit_gmm(x: torch.Tensor, k: int, iterations: int, reg: float, full: bool, se
         weights = nk / n
         means = (resp.T @ x) / nk[:, None]
         if full:
-            covs = torch.stack(
-                [((resp[:, j, None] * (x - means[j])).T @ (x - means[j])) / nk[j] for j in range(k)]
-            ) + reg * torch.eye(d, dtype=x.dtype)
+            covs = torch.stack([((resp[:, j, None] * (x - means[j])).T @ (x - means[j])) / nk[j] for j in range(k)]) + reg * torch.eye(
+                d, dtype=x.dtype
+            )
         else:
             covs = (resp.T @ x**2) / nk[:, None] - means**2 + reg
             covs = covs.clamp(min=reg)
@@ -78,14 +79,14 @@ class GmmPrior(Prior):
         max_images: int = param(5000, "fit on at most this many training images", min=1, smoke=256)
         seed: int = param(0, "seed of the initial means", min=0, max=SEED_MAX)
 
-    def fit(self, train_images, degradation):
+    def fit(self, train_images: torch.Tensor, degradation: Degradation) -> None:
         x = train_images[: self.params.max_images]
-        degraded = torch.cat([degradation.degrade(b, degradation.T, degradation.sample_noise(b)) for b in x.split(1024)])
+        degraded = torch.cat([degradation.degrade(b, degradation.T, degradation.sample_noise(b)) for b in torch.split(x, 1024)])
         flat = degraded.reshape(degraded.shape[0], -1).to(torch.float64).cpu()
         p = self.params
         self.state = fit_gmm(flat, p.components, p.iterations, p.reg, p.covariance == "full", p.seed)
 
-    def sample(self, n, shape, *, generator=None, device="cpu"):
+    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         weights, means, covs = self.state["weights"], self.state["means"], self.state["covs"]
         gdev = generator.device if generator is not None else torch.device("cpu")
         which = torch.multinomial(weights.to(gdev), n, replacement=True, generator=generator).cpu()
@@ -94,9 +95,9 @@ class GmmPrior(Prior):
             z = means[which] + (torch.linalg.cholesky(covs)[which] @ noise[:, :, None]).squeeze(-1)
         else:
             z = means[which] + covs[which].sqrt() * noise
-        return z.reshape(n, *shape).to(device=device, dtype=torch.float32)
+        return cast("torch.Tensor", z.reshape(n, *shape).to(device=device, dtype=torch.float32))
 
 
 @hookimpl
-def register_priors(register):
+def register_priors(register: Register) -> None:
     register("gmm", GmmPrior)

@@ -14,6 +14,7 @@ import torch
 from coldlab import ColdlabError, DataContext, Degradation, as_steps, hookimpl, param
 from coldlab.components.degradation import DeviceCache
 from coldlab.components.schedule import Schedule
+from coldlab.hookspecs import Register
 
 
 class InterpolationDegradation(Degradation):
@@ -64,6 +65,8 @@ class GaussianDegradation(InterpolationDegradation):
         return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
     def training_target(self, x: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        if noise is None:
+            raise ValueError("the gaussian degradation's training target needs its noise")
         if self.target == "eps":
             return noise
         if self.target == "x0":
@@ -139,6 +142,6 @@ class MorphDegradation(InterpolationDegradation):
 
 
 @hookimpl
-def register_degradations(register):
+def register_degradations(register: Register) -> None:
     register("gaussian", GaussianDegradation)
     register("morph", MorphDegradation)

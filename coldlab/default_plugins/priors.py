@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import os
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 
 from coldlab import ColdlabError, Degradation, Prior, hookimpl, param
+from coldlab.hookspecs import Register
 
 
 def _randint(high: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -35,7 +37,7 @@ def upscale_nearest(block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor
 class GaussianPrior(Prior):
     """z_T ~ N(0, I) (DDPM, DDIM)."""
 
-    def sample(self, n, shape, *, generator=None, device="cpu"):
+    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         return torch.randn((n, *shape), generator=generator, device=_gen_device(generator)).to(device)
 
 
@@ -51,7 +53,7 @@ class CentrePixelsPrior(Prior):
         size: int = param(4, "side of the central block", min=1)
         levels: int = param(256, "number of intensity levels of the histogram", min=2)
 
-    def fit(self, train_images, degradation):
+    def fit(self, train_images: torch.Tensor, degradation: Degradation) -> None:
         block = centre_crop(train_images, self.params.size)
         lo, hi = float(train_images.min()), float(train_images.max())
         span = hi - lo if hi > lo else 1.0
@@ -61,7 +63,7 @@ class CentrePixelsPrior(Prior):
         counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float32))
         self.state = {"probs": counts / counts.sum(1, keepdim=True), "range": torch.tensor([lo, hi])}
 
-    def sample(self, n, shape, *, generator=None, device="cpu"):
+    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         probs, (lo, hi) = self.state["probs"], self.state["range"].tolist()
         levels = torch.multinomial(probs.to(_gen_device(generator)), n, replacement=True, generator=generator).cpu()
         values = lo + levels.float() / (self.params.levels - 1) * (hi - lo)
@@ -78,10 +80,10 @@ class CentrePatchesPrior(Prior):
     class Params:
         size: int = param(4, "side of the central block", min=1)
 
-    def fit(self, train_images, degradation):
+    def fit(self, train_images: torch.Tensor, degradation: Degradation) -> None:
         self.state = {"patches": centre_crop(train_images, self.params.size).clone()}
 
-    def sample(self, n, shape, *, generator=None, device="cpu"):
+    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         patches = self.state["patches"]
         return upscale_nearest(patches[_randint(patches.shape[0], n, generator)], shape).to(device)
 
@@ -97,21 +99,21 @@ class FlatGaussianPrior(Prior):
         noise: float = param(0.002, "std of the per-pixel noise added to the flat image", min=0)
         max_images: int = param(10000, "fit on at most this many training images", min=1, smoke=256)
 
-    def fit(self, train_images, degradation):
+    def fit(self, train_images: torch.Tensor, degradation: Degradation) -> None:
         x = train_images[: self.params.max_images]
         means = []
-        for batch in x.split(1024):
+        for batch in torch.split(x, 1024):
             noise = degradation.sample_noise(batch)
             means.append(degradation.degrade(batch, degradation.T, noise).mean(dim=(2, 3)))
         m = torch.cat(means)
         self.state = {"mu": m.mean(0), "sigma": m.std(0)}
 
-    def sample(self, n, shape, *, generator=None, device="cpu"):
+    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         g = _gen_device(generator)
         mu, sigma = self.state["mu"].to(g), self.state["sigma"].to(g)
         level = mu + sigma * torch.randn((n, shape[0]), generator=generator, device=g)
         z = level[:, :, None, None].expand(n, *shape) + self.params.noise * torch.randn((n, *shape), generator=generator, device=g)
-        return z.to(device)
+        return cast("torch.Tensor", z.to(device))
 
 
 class DatasetImagePrior(Prior):
@@ -126,7 +128,7 @@ class DatasetImagePrior(Prior):
         noise: float = param(0.0, "lambda: std of Gaussian noise added (004 tried 0.001 to 0.5)", min=0)
         mix: int = param(1, "average this many random target images (004 tried 5, 10, 20)", min=1)
 
-    def fit(self, train_images, degradation: Degradation):
+    def fit(self, train_images: torch.Tensor, degradation: Degradation) -> None:
         targets = getattr(degradation, "targets", None)
         if targets is None:
             raise ColdlabError(
@@ -137,7 +139,7 @@ class DatasetImagePrior(Prior):
             raise ColdlabError("prior 'dataset-image' parameter 'mix' must be at least 1", where=("mix",))
         self.state = {"images": targets}
 
-    def sample(self, n, shape, *, generator=None, device="cpu"):
+    def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         images = self.state["images"]
         idx = _randint(images.shape[0], n * self.params.mix, generator)
         z = images[idx].reshape(n, self.params.mix, *images.shape[1:]).mean(1)
@@ -146,14 +148,14 @@ class DatasetImagePrior(Prior):
             z = z + self.params.noise * torch.randn(z.shape, generator=generator, device=g).cpu()
         return z.to(device)
 
-    def fit_cached(self, train_images, degradation, cache_dir):
+    def fit_cached(self, train_images: torch.Tensor, degradation: Degradation, cache_dir: str | os.PathLike[str]) -> bool:
         """Nothing to cache: the images belong to the target dataset, so fit (cheap) every time."""
         self.fit(train_images, degradation)
         return False
 
 
 @hookimpl
-def register_priors(register):
+def register_priors(register: Register) -> None:
     register("gaussian", GaussianPrior)
     register("centre-pixels", CentrePixelsPrior)
     register("centre-patches", CentrePatchesPrior)

@@ -16,12 +16,13 @@ network they, like ``ddim`` with eta = 0 and ``ddpm`` without noise, return the 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 
-from coldlab import ColdlabError, Sampler, hookimpl, param
+from coldlab import ColdlabError, Degradation, Sampler, hookimpl, param
 from coldlab.components.sampler import predict
+from coldlab.hookspecs import Register
 
 
 def _randn(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -29,10 +30,17 @@ def _randn(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(z.shape, generator=generator, device=device, dtype=z.dtype).to(z.device)
 
 
+def _schedule(degradation: Degradation) -> Any:
+    """The degradation's schedule (``check`` made sure there is one)."""
+    if degradation.schedule is None:
+        raise ColdlabError(f"degradation {degradation.component_name!r} has no schedule", hint="use a cold sampler")
+    return degradation.schedule
+
 
 def _check_steps(steps: int | None) -> None:
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be at least 1 (or unset for every step), got {steps}")
+
 
 class DDPMSampler(Sampler):
     """Ancestral sampling (Ho et al.); sigma_t^2 = beta_t or the posterior variance.
@@ -52,8 +60,18 @@ class DDPMSampler(Sampler):
         def __post_init__(self) -> None:
             _check_steps(self.steps)
 
-    def step(self, net, degradation, z, t, t_next, *, y, generator):
-        schedule = degradation.schedule
+    def step(
+        self,
+        net: torch.nn.Module,
+        degradation: Degradation,
+        z: torch.Tensor,
+        t: int,
+        t_next: int,
+        *,
+        y: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        schedule = _schedule(degradation)
         ab, ab_next = float(schedule.alpha_bar[t]), float(schedule.alpha_bar[t_next])
         beta = 1 - ab / ab_next if t_next != t - 1 else float(schedule.beta[t])
         eps = degradation.eps_from_output(z, t, predict(net, degradation, z, t, y))
@@ -80,14 +98,17 @@ class DDIMSampler(Sampler):
     class Params:
         steps: int | None = param(None, "number of steps S (None: every step; 003 uses 10, 50, 250, 1000)", min=1, smoke=10)
         eta: float = param(0.0, "stochasticity: 0 deterministic, 1 DDPM-like", min=0)
-        clip_x0: bool = param(True, "clamp each x0 estimate to the data's value range, or to [-clip_value, clip_value] "
-                                    "(as diffusers does by default); latents have no range: not clipped unless clip_value is set")
+        clip_x0: bool = param(
+            True,
+            "clamp each x0 estimate to the data's value range, or to [-clip_value, clip_value] "
+            "(as diffusers does by default); latents have no range: not clipped unless clip_value is set",
+        )
         clip_value: float | None = param(None, "bound used by clip_x0 (unset: the dataset's value range, e.g. [-0.5, 0.5] for MNIST)", gt=0)
 
         def __post_init__(self) -> None:
             _check_steps(self.steps)
 
-    def check(self, degradation):
+    def check(self, degradation: Degradation) -> None:
         super().check(degradation)
         if self.params.eta > 0 and degradation.noise_kind != "gaussian":
             raise ColdlabError("sampler 'ddim' with eta > 0 needs the gaussian degradation", hint="set eta = 0", where=("eta",))
@@ -100,19 +121,29 @@ class DDIMSampler(Sampler):
             return (-self.params.clip_value, self.params.clip_value)
         return self.value_range
 
-    def step(self, net, degradation, z, t, t_next, *, y, generator):
+    def step(
+        self,
+        net: torch.nn.Module,
+        degradation: Degradation,
+        z: torch.Tensor,
+        t: int,
+        t_next: int,
+        *,
+        y: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         out = predict(net, degradation, z, t, y)
         x0 = degradation.x0_from_output(z, t, out)
         bounds = self.clip_bounds()
         if bounds is not None:
             x0 = x0.clamp(*bounds)
         noise = degradation.estimate_noise(z, x0, t)
-        ab, ab_next = float(degradation.schedule.alpha_bar[t]), float(degradation.schedule.alpha_bar[t_next])
+        ab, ab_next = float(_schedule(degradation).alpha_bar[t]), float(_schedule(degradation).alpha_bar[t_next])
         sigma = self.params.eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)) ** 0.5
         z_next = ab_next**0.5 * x0 + max(1 - ab_next - sigma**2, 0.0) ** 0.5 * noise
         if sigma > 0:
             z_next = z_next + sigma * _randn(z, generator)
-        return z_next
+        return cast("torch.Tensor", z_next)
 
 
 class _ColdSampler(Sampler):
@@ -123,7 +154,9 @@ class _ColdSampler(Sampler):
         def __post_init__(self) -> None:
             _check_steps(self.steps)
 
-    def estimate(self, net, degradation, z, t, y):
+    def estimate(
+        self, net: torch.nn.Module, degradation: Degradation, z: torch.Tensor, t: int, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         x0 = degradation.x0_from_output(z, t, predict(net, degradation, z, t, y))
         return x0, degradation.estimate_noise(z, x0, t)
 
@@ -131,7 +164,17 @@ class _ColdSampler(Sampler):
 class ColdNaiveSampler(_ColdSampler):
     """x0 = g(z_s, s/T); z_{s-1} = D(x0, s-1) (report 000)."""
 
-    def step(self, net, degradation, z, t, t_next, *, y, generator):
+    def step(
+        self,
+        net: torch.nn.Module,
+        degradation: Degradation,
+        z: torch.Tensor,
+        t: int,
+        t_next: int,
+        *,
+        y: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         x0, noise = self.estimate(net, degradation, z, t, y)
         return degradation.degrade(x0, t_next, noise)
 
@@ -139,7 +182,17 @@ class ColdNaiveSampler(_ColdSampler):
 class ColdImprovedSampler(_ColdSampler):
     """x0 = g(z_s, s/T); z_{s-1} = z_s - D(x0, s) + D(x0, s-1) (Bansal et al., Algorithm 2)."""
 
-    def step(self, net, degradation, z, t, t_next, *, y, generator):
+    def step(
+        self,
+        net: torch.nn.Module,
+        degradation: Degradation,
+        z: torch.Tensor,
+        t: int,
+        t_next: int,
+        *,
+        y: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         x0, noise = self.estimate(net, degradation, z, t, y)
         return z - degradation.degrade(x0, t, noise) + degradation.degrade(x0, t_next, noise)
 
@@ -147,15 +200,25 @@ class ColdImprovedSampler(_ColdSampler):
 class DirectSampler(Sampler):
     """One shot: x0 = g(z_t, t/T) (the reference every iterative sampler should beat)."""
 
-    def steps(self, t_start):
+    def steps(self, t_start: int) -> list[int]:
         return [t_start, 0]
 
-    def step(self, net, degradation, z, t, t_next, *, y, generator):
+    def step(
+        self,
+        net: torch.nn.Module,
+        degradation: Degradation,
+        z: torch.Tensor,
+        t: int,
+        t_next: int,
+        *,
+        y: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         return degradation.x0_from_output(z, t, predict(net, degradation, z, t, y))
 
 
 @hookimpl
-def register_samplers(register):
+def register_samplers(register: Register) -> None:
     register("ddpm", DDPMSampler)
     register("ddim", DDIMSampler)
     register("cold-naive", ColdNaiveSampler)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import cast
 
 import torch
 
 from coldlab import Schedule, hookimpl, param
+from coldlab.hookspecs import Register
 
 
 def _steps(T: int) -> torch.Tensor:
@@ -105,11 +107,11 @@ class CosinePlainSchedule(Schedule):
         t = torch.arange(0, T + 1, dtype=torch.float64)
         alpha_bar = torch.cos(math.pi / 2 * t / T) ** 2
         beta = 1 - alpha_bar[1:] / (alpha_bar[:-1] + self.params.eps)
-        return beta.clamp(min=0.0, max=self.params.max_beta)
+        return cast("torch.Tensor", beta.clamp(min=0.0, max=self.params.max_beta))
 
 
 @hookimpl
-def register_schedules(register):
+def register_schedules(register: Register) -> None:
     register("linear", LinearSchedule)
     register("cosine", CosineSchedule)
     register("cosine-plain", CosinePlainSchedule)

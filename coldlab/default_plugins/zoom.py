@@ -11,11 +11,12 @@ as a batched gather so every image in a batch can have its own t.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from coldlab import SizedDegradation, as_steps, hookimpl, param
+from coldlab.hookspecs import Register
 
 
 def nearest_indices(out_size: int, crop: int, offset: int) -> torch.Tensor:
@@ -44,7 +45,7 @@ class ZoomDegradation(SizedDegradation):
 
     def steps_for(self, height: int, width: int) -> int:
         """T = min(H, W) - final_size."""
-        return min(height, width) - self.params.final_size
+        return cast("int", min(height, width) - self.params.final_size)
 
     def _table(self, height: int, width: int, device: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
         key = (height, width, device)
@@ -69,5 +70,5 @@ class ZoomDegradation(SizedDegradation):
 
 
 @hookimpl
-def register_degradations(register):
+def register_degradations(register: Register) -> None:
     register("zoom", ZoomDegradation)

@@ -37,8 +37,17 @@ class AutoencoderTrainer:
     """Trains the ``autoencoder`` of a run spec with the shared :class:`TrainingLoop`; ``run()`` as for
     diffusion runs."""
 
-    def __init__(self, spec: dict[str, Any], run_dir: Path, *, registry: Registry, reporter: Reporter,
-                 device: str = "cpu", cache_dir: Path | None = None, home: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        run_dir: Path,
+        *,
+        registry: Registry,
+        reporter: Reporter,
+        device: str = "cpu",
+        cache_dir: Path | None = None,
+        home: Path | None = None,
+    ) -> None:
         self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
         self.device = torch.device(device)
         self.train_cfg = settings_of(AutoencoderTrainSettings, spec["train"])
@@ -46,9 +55,17 @@ class AutoencoderTrainer:
         self.data = load_split(registry, spec, self.train_cfg, self.device)
         torch.manual_seed(self.train_cfg.seed)
         self.net = registry.build("autoencoder", spec["autoencoder"], shape=self.data.shape).to(self.device)
-        self.loop = TrainingLoop(net=self.net, data=self.data, settings=self.train_cfg, run_dir=self.run_dir,
-                                 reporter=reporter, device=self.device, loss=lambda x, y, g: self.loss(x, y, g),
-                                 evaluate=self.evaluate_epoch, eval_every=self.eval_cfg.every)
+        self.loop = TrainingLoop(
+            net=self.net,
+            data=self.data,
+            settings=self.train_cfg,
+            run_dir=self.run_dir,
+            reporter=reporter,
+            device=self.device,
+            loss=lambda x, y, g: self.loss(x, y, g),
+            evaluate=self.evaluate_epoch,
+            eval_every=self.eval_cfg.every,
+        )
 
     step = property(lambda self: self.loop.step)
 
@@ -84,9 +101,15 @@ class AutoencoderTrainer:
         if not self.reporter.has_evaluation(key):
             start = time.perf_counter()
             results = self.reconstruction_metrics(images)
-            self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler={"name": "autoencoder"},
-                                     settings={"images": int(images.shape[0]), "weights": "model", "device": str(self.device)},
-                                     results=results, seconds=time.perf_counter() - start)
+            self.reporter.evaluation(
+                key=key,
+                epoch=epoch,
+                step=self.step,
+                sampler={"name": "autoencoder"},
+                settings={"images": int(images.shape[0]), "weights": "model", "device": str(self.device)},
+                results=results,
+                seconds=time.perf_counter() - start,
+            )
         if epoch == self.train_cfg.epochs:
             self.finalize(epoch)
 
@@ -96,13 +119,16 @@ class AutoencoderTrainer:
         [0, 1] and clamped, per image, averaged); kl per latent element."""
         recon, kl = self.reconstruct(x)
         mse = float((recon - x).square().mean())
+
         def unit(images: torch.Tensor) -> torch.Tensor:
             return to_unit(images, self.data.value_range)
 
         detail = {"images": int(x.shape[0])}
-        return [MetricResult("recon-mse", {"name": "recon-mse"}, mse, detail, None, 0.0),
-                MetricResult("psnr", {"name": "psnr"}, float(psnr(unit(recon), unit(x)).mean()), detail, None, 0.0),
-                MetricResult("kl", {"name": "kl"}, kl, detail, None, 0.0)]
+        return [
+            MetricResult("recon-mse", {"name": "recon-mse"}, mse, detail, None, 0.0),
+            MetricResult("psnr", {"name": "psnr"}, float(psnr(unit(recon), unit(x)).mean()), detail, None, 0.0),
+            MetricResult("kl", {"name": "kl"}, kl, detail, None, 0.0),
+        ]
 
     def finalize(self, epoch: int) -> Path:
         """Estimate the latents' scale factor and write the autoencoder file."""
@@ -110,12 +136,12 @@ class AutoencoderTrainer:
         self.net.eval()
         factor = self.net.estimate_scale(self.data.train[:n], batch_size=self.eval_cfg.batch_size)
         if not math.isfinite(factor):
-            raise ColdlabError(f"the latents' scale factor is not finite ({factor}): the autoencoder diverged",
-                               hint="lower train.lr or raise autoencoder.kl_weight", where=("train", "lr"))
+            raise ColdlabError(
+                f"the latents' scale factor is not finite ({factor}): the autoencoder diverged",
+                hint="lower train.lr or raise autoencoder.kl_weight",
+                where=("train", "lr"),
+            )
         self.reporter.metrics([("scale_factor", self.step, epoch, factor, {"images": int(min(n, self.data.train.shape[0]))})])
         path = save_autoencoder(self.run_dir / AE_FILE, self.net, self.spec["autoencoder"], self.spec["dataset"])
         self.reporter.artifact("autoencoder", str(path), epoch, self.step)
         return path
-
-
-

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from coldlab.engine.data import load_dataset
 from coldlab.errors import ColdlabError
@@ -44,8 +45,9 @@ class DataCheck:
             key = repr(sorted(full.items()))
             if key not in self.verdicts:
                 self.verdicts[key] = self._check(full)
-            if self.verdicts[key]:
-                reasons.append(self.verdicts[key])
+            verdict = self.verdicts[key]
+            if verdict:
+                reasons.append(verdict)
         return reasons
 
     def _check(self, full: dict[str, Any]) -> str | None:

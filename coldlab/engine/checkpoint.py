@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 from coldlab.files import TORN, load_tensors, save_atomic
 
@@ -30,7 +31,7 @@ def load_latest(run_dir: Path, log: Callable[[str], None] = lambda line: None) -
     with a line in ``log``; one holding anything but tensors and plain data is refused (ColdlabError)."""
     for path in reversed(checkpoints(run_dir)):
         try:
-            return load_tensors(path)
+            return cast("dict[str, Any] | None", load_tensors(path))
         except TORN as err:  # torn: fall back to the one before
             log(f"skipped unreadable checkpoint {path.name} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
             continue

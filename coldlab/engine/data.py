@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -35,8 +35,16 @@ def load_dataset(registry: Registry, spec: dict[str, Any] | str, split: str) -> 
     return _CACHE[key]
 
 
-def load_run_data(registry: Registry, dataset_spec: dict[str, Any], *, val_fraction: float, seed: int,
-                  max_images: int = 0, device: torch.device | str = "cpu", codec: Any = None) -> RunData:
+def load_run_data(
+    registry: Registry,
+    dataset_spec: dict[str, Any],
+    *,
+    val_fraction: float,
+    seed: int,
+    max_images: int = 0,
+    device: torch.device | str = "cpu",
+    codec: Any = None,
+) -> RunData:
     """Split the training set (``val_fraction`` held out, fixed by ``seed``) and put it on ``device``.
 
     With a :class:`~coldlab.engine.latent.LatentCodec` the tensors are the images' latents (same split:
@@ -46,7 +54,7 @@ def load_run_data(registry: Registry, dataset_spec: dict[str, Any], *, val_fract
 
     def load(spec: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         if codec is not None:
-            return codec.encoded(lambda s, sp: load_dataset(registry, s, sp), spec, split)
+            return cast("tuple[torch.Tensor, torch.Tensor]", codec.encoded(lambda s, sp: load_dataset(registry, s, sp), spec, split))
         return load_dataset(registry, spec, split)
 
     images, labels = load(dataset_spec, "train")
@@ -58,7 +66,12 @@ def load_run_data(registry: Registry, dataset_spec: dict[str, Any], *, val_fract
     shape = tuple(codec.latent_shape) if codec is not None else tuple(dataset.shape)
     ctx = DataContext(shape=shape, load=load, value_range=None if codec is not None else tuple(dataset.value_range))
     return RunData(
-        train=images[train_idx].to(device), train_labels=labels[train_idx].to(device),
-        val=images[val_idx].to(device), val_labels=labels[val_idx].to(device),
-        shape=shape, num_classes=dataset.num_classes, value_range=tuple(dataset.value_range), context=ctx,
+        train=images[train_idx].to(device),
+        train_labels=labels[train_idx].to(device),
+        val=images[val_idx].to(device),
+        val_labels=labels[val_idx].to(device),
+        shape=shape,
+        num_classes=dataset.num_classes,
+        value_range=tuple(dataset.value_range),
+        context=ctx,
     )

@@ -17,8 +17,9 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, cast
 
 import torch
 
@@ -58,16 +59,35 @@ class RunEvaluation:
     """The engine's :class:`coldlab.EvalContext`: one evaluation of a run's weights (its components,
     data and caches)."""
 
-    def __init__(self, *, registry: Registry, dataset_spec: dict[str, Any], net: torch.nn.Module, degradation: Any,
-                 sampler: Any, prior: Any, shape: tuple[int, int, int], num_classes: int,
-                 value_range: tuple[float, float], device: torch.device | str, samples: int, batch_size: int,
-                 seed: int, cache_dir: Path, train_images: torch.Tensor | None = None,
-                 train_labels: torch.Tensor | None = None, train_loss: str = "mse",
-                 on_batch: Callable[[], None] | None = None, guidance_scale: float | None = None,
-                 sample_class: int | str = "all", codec: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        dataset_spec: dict[str, Any],
+        net: torch.nn.Module,
+        degradation: Any,
+        sampler: Any,
+        prior: Any,
+        shape: tuple[int, int, int],
+        num_classes: int,
+        value_range: tuple[float, float],
+        device: torch.device | str,
+        samples: int,
+        batch_size: int,
+        seed: int,
+        cache_dir: Path,
+        train_images: torch.Tensor | None = None,
+        train_labels: torch.Tensor | None = None,
+        train_loss: str = "mse",
+        on_batch: Callable[[], None] | None = None,
+        guidance_scale: float | None = None,
+        sample_class: int | str = "all",
+        codec: Any = None,
+    ) -> None:
         self.registry, self.dataset_spec = registry, dataset_spec
         self.net, self.degradation, self.sampler, self.prior = net, degradation, sampler, prior
-        self.shape, self.num_classes, self.value_range = tuple(shape), num_classes, tuple(value_range)
+        self.shape, self.num_classes = tuple(shape), num_classes
+        self.value_range: tuple[float, float] = (float(value_range[0]), float(value_range[1]))
         self.device = torch.device(device)
         self.n_samples, self.batch_size, self.seed = int(samples), max(1, int(batch_size)), int(seed)
         self.cache_dir = Path(cache_dir)
@@ -181,8 +201,11 @@ class RunEvaluation:
         step ``t`` with fixed noise and sampled back from ``t`` by the run's sampler (in a latent run:
         their latents degraded and sampled back, then decoded)."""
         if not 1 <= t <= self.degradation.T:
-            raise ColdlabError(f"reconstruction step {t} is outside 1..{self.degradation.T}",
-                               hint="choose t (or levels) within the degradation's steps", where=("eval", "metrics"))
+            raise ColdlabError(
+                f"reconstruction step {t} is outside 1..{self.degradation.T}",
+                hint="choose t (or levels) within the degradation's steps",
+                where=("eval", "metrics"),
+            )
         images, labels = self.test_set()
         n = images.shape[0] if n <= 0 else min(n, images.shape[0])
         key = (t, n)
@@ -220,7 +243,7 @@ class RunEvaluation:
         """``compute()`` once per (kind, key) on this machine; later calls load it from ``HOME/cache``."""
         path = self.cache_dir / kind / f"{spec_key(key)}.pt"
         if path.exists():
-            return load_tensors(path)
+            return cast("dict[str, torch.Tensor]", load_tensors(path))
         value = compute()
         save_atomic({k: v.detach().cpu() for k, v in value.items()}, path)
         return value
@@ -259,5 +282,13 @@ def save_samples(samples: torch.Tensor, ctx: RunEvaluation, path: Path) -> Path:
 def eval_settings(metrics: list[dict[str, Any]], ctx: RunEvaluation, weights: str, **extra: Any) -> dict[str, Any]:
     """What an evaluation was computed from (stored with it)."""
     guidance = {} if ctx.guidance_scale is None else {"guidance_scale": ctx.guidance_scale, "class": ctx.sample_class}
-    return {"samples": ctx.n_samples, "batch_size": ctx.batch_size, "seed": ctx.seed, "weights": weights,
-            "metrics": list(metrics), "device": str(ctx.device), **guidance, **extra}
+    return {
+        "samples": ctx.n_samples,
+        "batch_size": ctx.batch_size,
+        "seed": ctx.seed,
+        "weights": weights,
+        "metrics": list(metrics),
+        "device": str(ctx.device),
+        **guidance,
+        **extra,
+    }

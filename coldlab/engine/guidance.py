@@ -12,6 +12,8 @@ sampling, w = 1 plain conditional sampling, w > 1 stronger guidance.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -26,14 +28,15 @@ class GuidedNetwork(nn.Module):
         self.net, self.scale = net, float(scale)
 
     def forward(self, z: torch.Tensor, t_frac: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        null = torch.full((z.shape[0],), self.net.null_label, dtype=torch.long, device=z.device)
+        null_label = int(cast(Any, self.net).null_label)
+        null = torch.full((z.shape[0],), null_label, dtype=torch.long, device=z.device)
         if y is None or self.scale == 0:
-            return self.net(z, t_frac, null)
+            return cast("torch.Tensor", self.net(z, t_frac, null))
         cond = self.net(z, t_frac, y)
         if self.scale == 1:
-            return cond
+            return cast("torch.Tensor", cond)
         uncond = self.net(z, t_frac, null)
-        return uncond + self.scale * (cond - uncond)
+        return cast("torch.Tensor", uncond + self.scale * (cond - uncond))
 
 
 def sample_labels(n: int, num_classes: int, which: int | str) -> torch.Tensor:

@@ -43,10 +43,16 @@ class RunKind:
 
 KINDS: dict[str, RunKind] = {
     "diffusion": RunKind("diffusion", "coldlab.engine.trainer:Trainer", ("network", "degradation", "prior", "sampler")),
-    "autoencoder": RunKind("autoencoder", "coldlab.engine.autoencoder_run:AutoencoderTrainer", ("autoencoder",),
-                           feeds_runs=True, samples=False,
-                           train_settings=AutoencoderTrainSettings, eval_settings=AutoencoderEvalSettings,
-                           no_eval_reason="it records its reconstruction error itself"),
+    "autoencoder": RunKind(
+        "autoencoder",
+        "coldlab.engine.autoencoder_run:AutoencoderTrainer",
+        ("autoencoder",),
+        feeds_runs=True,
+        samples=False,
+        train_settings=AutoencoderTrainSettings,
+        eval_settings=AutoencoderEvalSettings,
+        no_eval_reason="it records its reconstruction error itself",
+    ),
 }
 
 

@@ -25,8 +25,7 @@ FORMAT = "coldlab-autoencoder-1"
 def save_autoencoder(path: Path, model: Any, spec: dict[str, Any], dataset: dict[str, Any]) -> Path:
     """Write ``model`` (an :class:`coldlab.Autoencoder` built from ``spec``) as an autoencoder file."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return save_atomic({"format": FORMAT, "autoencoder": spec, "dataset": dataset, "shape": list(model.shape),
-                        "state": state}, Path(path))
+    return save_atomic({"format": FORMAT, "autoencoder": spec, "dataset": dataset, "shape": list(model.shape), "state": state}, Path(path))
 
 
 def autoencoder_path(latent: dict[str, Any], home: Path | None) -> Path:
@@ -34,11 +33,15 @@ def autoencoder_path(latent: dict[str, Any], home: Path | None) -> Path:
     if "checkpoint" in latent:
         return Path(latent["checkpoint"])
     if "run_id" not in latent:
-        raise ColdlabError(f"the autoencoder run {latent.get('run')!r} was never queued in this store",
-                           hint="queue both with `coldlab run FILE` (it queues the autoencoder run first)", where=("latent", "run"))
+        raise ColdlabError(
+            f"the autoencoder run {latent.get('run')!r} was never queued in this store",
+            hint="queue both with `coldlab run FILE` (it queues the autoencoder run first)",
+            where=("latent", "run"),
+        )
     if home is None:
-        raise ColdlabError("a latent run that names an autoencoder run needs the HOME that holds that run",
-                           hint="pass home= to the trainer", where=("latent", "run"))
+        raise ColdlabError(
+            "a latent run that names an autoencoder run needs the HOME that holds that run", hint="pass home= to the trainer", where=("latent", "run")
+        )
     from coldlab.home import as_home
 
     return as_home(home).run_dir(int(latent["run_id"])) / AE_FILE
@@ -48,8 +51,11 @@ def load_autoencoder(path: Path, registry: Any, device: torch.device | str = "cp
     """The frozen autoencoder stored at ``path`` (eval mode, on ``device``)."""
     path = Path(path)
     if not path.is_file():
-        raise ColdlabError(f"no autoencoder file {str(path)!r}", hint="the autoencoder run must finish first "
-                           "(it writes autoencoder.pt at its end)", where=("latent",))
+        raise ColdlabError(
+            f"no autoencoder file {str(path)!r}",
+            hint="the autoencoder run must finish first (it writes autoencoder.pt at its end)",
+            where=("latent",),
+        )
     try:
         data = load_tensors(path)
     except ColdlabError as err:
@@ -57,8 +63,9 @@ def load_autoencoder(path: Path, registry: Any, device: torch.device | str = "cp
     except Exception as err:
         raise ColdlabError(f"cannot read the autoencoder file {str(path)!r}: {err}", where=("latent",)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ColdlabError(f"{str(path)!r} is not a coldlab autoencoder file",
-                           hint="write it with coldlab.engine.latent.save_autoencoder", where=("latent",))
+        raise ColdlabError(
+            f"{str(path)!r} is not a coldlab autoencoder file", hint="write it with coldlab.engine.latent.save_autoencoder", where=("latent",)
+        )
     model = registry.build("autoencoder", data["autoencoder"], shape=tuple(data["shape"]))
     model.load_state_dict(data["state"])
     return model.to(device).eval().requires_grad_(False)
@@ -100,7 +107,10 @@ class LatentCodec:
         if key not in self._encoded:
             images, labels = load(spec, split)
             if tuple(images.shape[1:]) != self.image_shape:
-                raise ColdlabError(f"the autoencoder takes images of shape {self.image_shape}, the dataset has "
-                                   f"{tuple(images.shape[1:])}", hint="use an autoencoder trained on this dataset", where=("latent",))
+                raise ColdlabError(
+                    f"the autoencoder takes images of shape {self.image_shape}, the dataset has {tuple(images.shape[1:])}",
+                    hint="use an autoencoder trained on this dataset",
+                    where=("latent",),
+                )
             self._encoded[key] = (self.encode(images).cpu(), labels)
         return self._encoded[key]

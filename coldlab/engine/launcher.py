@@ -62,8 +62,17 @@ def _held_elsewhere(row: sqlite3.Row) -> str:
     return f"{row['name']} is running on worker {row['worker']} (its lease runs {left:.0f} s more); not waited for"
 
 
-def enqueue_file(path: str, home: Home, *, only: list[str] | None, smoke_run: bool, epochs: int | None,
-                 resume: bool, console: Console, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> tuple[list[int], list[tuple[str, str]]]:
+def enqueue_file(
+    path: str,
+    home: Home,
+    *,
+    only: list[str] | None,
+    smoke_run: bool,
+    epochs: int | None,
+    resume: bool,
+    console: Console,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> tuple[list[int], list[tuple[str, str]]]:
     """Validate the whole file, queue its runs and check their data; returns the ids this invocation
     waits for and (run name, reason) of the runs skipped because their data cannot be had."""
     runs = load_experiments(path, only=only)
@@ -79,7 +88,7 @@ def enqueue_file(path: str, home: Home, *, only: list[str] | None, smoke_run: bo
     try:
         for run_id, status in reclaim_dead_workers(conn):
             console.print(f"run {run_id}: its worker process is gone; " + ("queued again" if status == "queued" else status))
-        for run, spec, run_id, _ in list(queue_runs(conn, runs, prepare, where=path, max_attempts=max_attempts)):
+        for _run, spec, run_id, _ in list(queue_runs(conn, runs, prepare, where=path, max_attempts=max_attempts)):
             row = get_run(conn, run_id)
             name = escape(spec["name"])
             if row["status"] in ("queued", "skipped"):
@@ -88,8 +97,9 @@ def enqueue_file(path: str, home: Home, *, only: list[str] | None, smoke_run: bo
                     mark(conn, run_id, "skipped", "; ".join(reasons))
                     skipped += [(spec["name"], reason) for reason in reasons]
                     continue
-                if row["status"] == "skipped" and (row["depends_on"] is None or
-                                                   get_run(conn, row["depends_on"])["status"] in ("queued", "running", "finished")):
+                if row["status"] == "skipped" and (
+                    row["depends_on"] is None or get_run(conn, row["depends_on"])["status"] in ("queued", "running", "finished")
+                ):
                     requeue(conn, run_id)  # its data is here now, or its autoencoder run is queued again (or done)
                 row = get_run(conn, run_id)
             if row["status"] in RESUMABLE:
@@ -147,8 +157,11 @@ class Watcher:
         for r in rows:
             if r["status"] not in ("queued", "running") and self.seen_status.get(r["id"]) != r["status"]:
                 took = format_duration(r["run_seconds"]) if r["run_seconds"] else ""
-                say(f"run {r['id']} {r['name']}: {r['status']}" + (f" in {took}" if took else "")
-                    + (f": {r['error']}" if r["error"] and r["status"] != "finished" else ""))
+                say(
+                    f"run {r['id']} {r['name']}: {r['status']}"
+                    + (f" in {took}" if took else "")
+                    + (f": {r['error']}" if r["error"] and r["status"] != "finished" else "")
+                )
             self.seen_status[r["id"]] = r["status"]
 
     def close(self) -> None:
@@ -187,8 +200,11 @@ class Workers:
             if not charged and code in (0, 1):  # it ended on its own: the queue was empty (1: a run did not finish)
                 continue
             runs = ", ".join(f"run {run_id} {'queued again' if status == 'queued' else status}" for run_id, status in charged)
-            self.console.print(f"[red]worker on {escape(str(device))} {why}[/red]" + (f" ({runs})" if runs else "")
-                               + f"; its log is in {escape(str(self.home.logs))}")
+            self.console.print(
+                f"[red]worker on {escape(str(device))} {why}[/red]"
+                + (f" ({runs})" if runs else "")
+                + f"; its log is in {escape(str(self.home.logs))}"
+            )
             if charged and more:  # it died holding a run: another worker takes over the queue
                 self.handles += list(self.starter.start(self.home.root, [device], self.home.logs))
 
@@ -206,7 +222,8 @@ class Bars:
     def __init__(self, console: Console, ids: list[int]) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn())
         self.progress = Progress(*columns, console=console, transient=False)
-        self.ids, self.tasks = ids, {}
+        self.ids = ids
+        self.tasks: dict[int, Any] = {}
         self.queue_task = self.progress.add_task("queue", total=len(ids), info="")
 
     def draw(self, rows: list[dict[str, Any]]) -> None:
@@ -275,8 +292,13 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
         console.print(escape(f"continue with: coldlab run {path} --resume" + (f" --home {home.root}" if home != Home.default() else "")))
     finished = len(rows) - len(bad)
     n_skipped = len({name for name, _ in skipped})
-    console.print(escape(f"{finished}/{len(rows)} runs finished" + (f", {n_skipped} skipped (data missing)" if skipped else "")
-                         + f"; store: {home.db}; worker logs: {home.logs}"))
+    console.print(
+        escape(
+            f"{finished}/{len(rows)} runs finished"
+            + (f", {n_skipped} skipped (data missing)" if skipped else "")
+            + f"; store: {home.db}; worker logs: {home.logs}"
+        )
+    )
     if bad:
         return 1
     if finished == 0:
@@ -286,9 +308,19 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
     return 0
 
 
-def run_file(path: str, *, home: Home | str | os.PathLike[str], only: list[str] | None = None, smoke_run: bool = False,
-             epochs: int | None = None, workers: int | None = None, device: str | None = None, resume: bool = False,
-             executor: str | dict[str, Any] = "local", max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> int:
+def run_file(
+    path: str,
+    *,
+    home: Home | str | os.PathLike[str],
+    only: list[str] | None = None,
+    smoke_run: bool = False,
+    epochs: int | None = None,
+    workers: int | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    executor: str | dict[str, Any] = "local",
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> int:
     """The ``coldlab run`` command; returns the exit code (see the module's docstring).
 
     ``executor`` (a name or table) is the executor plugin that starts the workers (default ``local``).
@@ -299,8 +331,7 @@ def run_file(path: str, *, home: Home | str | os.PathLike[str], only: list[str] 
         starter = get_registry().build("executor", executor)
     except ColdlabError as err:
         raise err.at("--executor") from None
-    ids, skipped = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console,
-                                max_attempts=max_attempts)
+    ids, skipped = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console, max_attempts=max_attempts)
     if not ids:
         if skipped:
             return summarise(home, [], skipped, path, console)

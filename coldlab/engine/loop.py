@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
-from coldlab.config import LoopSettings
+from coldlab.config import AutoencoderTrainSettings, TrainSettings
 from coldlab.engine.checkpoint import load_latest, save_checkpoint
 from coldlab.engine.data import RunData
 from coldlab.engine.reporter import Reporter, StopRequested
@@ -40,16 +40,28 @@ class TrainingLoop:
     which case ``label_dropout`` replaces some with the network's ``null_label``.
     """
 
-    def __init__(self, *, net: torch.nn.Module, data: RunData, settings: LoopSettings, run_dir: Path, reporter: Reporter,
-                 device: torch.device, loss: LossFn, evaluate: Callable[[int], None], eval_every: int,
-                 ema: torch.nn.Module | None = None, labels: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        net: torch.nn.Module,
+        data: RunData,
+        settings: TrainSettings | AutoencoderTrainSettings,
+        run_dir: Path,
+        reporter: Reporter,
+        device: torch.device,
+        loss: LossFn,
+        evaluate: Callable[[int], None],
+        eval_every: int,
+        ema: torch.nn.Module | None = None,
+        labels: bool = False,
+    ) -> None:
         self.net, self.ema, self.data, self.settings = net, ema, data, settings
         self.run_dir, self.reporter, self.device = Path(run_dir), reporter, device
         self.loss, self.evaluate, self.eval_every, self.labels = loss, evaluate, eval_every, labels
-        self.epochs: int = getattr(settings, "epochs")
+        self.epochs: int = settings.epochs
         self.ema_decay: float = getattr(settings, "ema", 0.0)
         self.label_dropout: float = getattr(settings, "label_dropout", 0.0)
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=getattr(settings, "lr"), weight_decay=settings.weight_decay)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         self.cpu_gen = torch.Generator().manual_seed(settings.seed)
         self.dev_gen = torch.Generator(device=device).manual_seed(settings.seed + 1)
         self.epoch, self.step = 0, 0
@@ -59,11 +71,16 @@ class TrainingLoop:
     # ---- state -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "cpu_gen": self.cpu_gen.get_state(), "dev_gen": self.dev_gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cpu_gen": self.cpu_gen.get_state(),
+            "dev_gen": self.dev_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-            "epoch": self.epoch, "step": self.step, "partial": self.partial,
+            "epoch": self.epoch,
+            "step": self.step,
+            "partial": self.partial,
         }
 
     def restore(self) -> bool:
@@ -92,7 +109,7 @@ class TrainingLoop:
         """Each label replaced by the network's null label with probability ``train.label_dropout``
         (drawn from the run's seeded device generator, so a resumed run draws the same)."""
         drop = torch.rand(y.shape, generator=self.dev_gen, device=y.device) < self.label_dropout
-        null_label: int = getattr(self.net, "null_label")
+        null_label = int(cast(Any, self.net).null_label)
         return torch.where(drop, torch.full_like(y, null_label), y)
 
     def beat(self) -> None:
@@ -117,14 +134,15 @@ class TrainingLoop:
             loss = self.loss(x, y, self.dev_gen)
             value = float(loss.detach())
             if not math.isfinite(value):
-                raise ColdlabError(f"non-finite loss ({value}) at epoch {epoch}, step {self.step + 1}",
-                                   hint="lower train.lr, or check the schedule and data scaling")
+                raise ColdlabError(
+                    f"non-finite loss ({value}) at epoch {epoch}, step {self.step + 1}", hint="lower train.lr, or check the schedule and data scaling"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             self.optimizer.step()
             if self.ema is not None:
                 with torch.no_grad():
-                    for p_ema, p in zip(self.ema.parameters(), self.net.parameters()):
+                    for p_ema, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
                         p_ema.lerp_(p, 1 - self.ema_decay)
             self.step += 1
             loss_sum, count = loss_sum + value * x.shape[0], count + x.shape[0]
@@ -171,8 +189,7 @@ class TrainingLoop:
                 epoch = self.epoch + 1
                 train_loss = self.train_epoch(epoch)
                 val_loss = self.validation_loss()
-                rows: list[tuple[str, int, int | None, float | None, dict[str, Any] | None]] = [
-                    ("train_loss", epoch, epoch, train_loss, None)]
+                rows: list[tuple[str, int, int | None, float | None, dict[str, Any] | None]] = [("train_loss", epoch, epoch, train_loss, None)]
                 if val_loss is not None:
                     rows.append(("val_loss", epoch, epoch, val_loss, None))
                 self.reporter.metrics(rows)

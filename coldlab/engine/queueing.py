@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 from coldlab.engine.kinds import kind_of
 from coldlab.errors import ColdlabError
@@ -20,8 +21,9 @@ from coldlab.store.status import DEFAULT_MAX_ATTEMPTS
 
 def _plan(runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[tuple[Any, dict[str, Any]]]:
     """(run, spec as it will be stored), runs other runs load first (autoencoders); ``prepare`` applied once per run."""
-    return [(run, prepare(run.to_dict()) if prepare is not None else run.to_dict())
-            for run in sorted(runs, key=lambda r: not kind_of(r.kind).feeds_runs)]
+    return [
+        (run, prepare(run.to_dict()) if prepare is not None else run.to_dict()) for run in sorted(runs, key=lambda r: not kind_of(r.kind).feeds_runs)
+    ]
 
 
 def _link(run: Any, spec: dict[str, Any], ids: dict[tuple[str, str], int]) -> int | None:
@@ -31,21 +33,24 @@ def _link(run: Any, spec: dict[str, Any], ids: dict[tuple[str, str], int]) -> in
     if not latent or "run" not in latent:
         return None
     latent["run_id"] = ids.get((latent["study"], latent["run"]))
-    return latent["run_id"]
+    return cast("int | None", latent["run_id"])
 
 
 def stored_experiment(run: Any, spec: dict[str, Any]) -> str:
     """The experiment name stored with a run: the run's experiment, with whatever ``prepare`` added to the
     run's name (``--smoke``: ``-smoke``), so that smoke runs never pool with the experiment's full runs."""
-    suffix = spec["name"][len(run.name):] if spec["name"].startswith(run.name) else ""
+    suffix = spec["name"][len(run.name) :] if spec["name"].startswith(run.name) else ""
     return str(run.experiment) + suffix
 
 
 def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]], where: str = "") -> None:
     """Raise a located ColdlabError if a planned run is in the store with other settings."""
     existing = stored_configs(conn)
-    ids = {(run.study, run.name): existing[(spec["study"], spec["name"])][0] for run, spec in plan
-           if kind_of(run.kind).feeds_runs and (spec["study"], spec["name"]) in existing}  # stored under e.g. NAME-smoke
+    ids = {
+        (run.study, run.name): existing[(spec["study"], spec["name"])][0]
+        for run, spec in plan
+        if kind_of(run.kind).feeds_runs and (spec["study"], spec["name"]) in existing
+    }  # stored under e.g. NAME-smoke
     for run, spec in plan:
         found = existing.get((spec["study"], spec["name"]))
         if found is None:
@@ -54,13 +59,20 @@ def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]]
         _link(run, stored, ids)
         if found[1] != stored:
             located = (where, run.experiment) if where else (run.experiment,)
-            raise ColdlabError(f"experiment {run.experiment!r} changed since it was queued as run {found[0]} "
-                               f"({spec['study']}/{spec['name']})",
-                               hint="rename the experiment, or use another --home for the new settings", where=located)
+            raise ColdlabError(
+                f"experiment {run.experiment!r} changed since it was queued as run {found[0]} ({spec['study']}/{spec['name']})",
+                hint="rename the experiment, or use another --home for the new settings",
+                where=located,
+            )
 
 
-def queue_runs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-               where: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Iterator[tuple[Any, dict[str, Any], int, bool]]:
+def queue_runs(
+    conn: sqlite3.Connection,
+    runs: list[Any],
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    where: str = "",
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Iterator[tuple[Any, dict[str, Any], int, bool]]:
     """Check, then enqueue resolved runs, autoencoder runs first, so that each latent diffusion run
     records the id of the autoencoder run it loads and waits for; yields (run, stored spec, id,
     created). ``prepare`` turns a spec into the one stored (``--smoke``, ``--epochs``); a new run fails once
@@ -70,8 +82,17 @@ def queue_runs(conn: sqlite3.Connection, runs: list[Any], prepare: Callable[[dic
     ids: dict[tuple[str, str], int] = {}
     for run, spec in plan:
         depends_on = _link(run, spec, ids)
-        run_id, created = enqueue(conn, spec["study"], spec["name"], spec, epochs=spec["train"]["epochs"], depends_on=depends_on,
-                                  max_attempts=max_attempts, experiment=stored_experiment(run, spec), seed=run.seed)
+        run_id, created = enqueue(
+            conn,
+            spec["study"],
+            spec["name"],
+            spec,
+            epochs=spec["train"]["epochs"],
+            depends_on=depends_on,
+            max_attempts=max_attempts,
+            experiment=stored_experiment(run, spec),
+            seed=run.seed,
+        )
         if kind_of(run.kind).feeds_runs:
             ids[(run.study, run.name)] = run_id
         yield run, spec, run_id, created

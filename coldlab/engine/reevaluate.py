@@ -15,15 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from coldlab.engine.checkpoint import checkpoints
 from coldlab.engine.evaluation import MetricResult, build_metrics, eval_settings, evaluate, save_samples
 from coldlab.engine.kinds import kind_of
 from coldlab.engine.run import RunComponents
 from coldlab.errors import ColdlabError
 from coldlab.files import TORN, load_tensors
-from coldlab.plugins import Registry, get_registry
 from coldlab.home import Home, as_home
+from coldlab.plugins import Registry, get_registry
 from coldlab.store import get_run, record_artifact, record_evaluation
 
 _WEIGHTS = re.compile(r"weights-(\d+)\.pt$")
@@ -47,7 +46,7 @@ def available_weights(folder: Path) -> dict[int, Path]:
 
 def sampler_spec(registry: Registry, run_sampler: dict[str, Any], name: str | None, steps: int | None) -> dict[str, Any]:
     """The run's sampler, or ``name``, with ``steps`` set if given; validated."""
-    spec = dict(run_sampler) if name is None or name == run_sampler["name"] else {"name": name}
+    spec: dict[str, Any] = dict(run_sampler) if name is None or name == run_sampler["name"] else {"name": name}
     if steps is not None:
         spec["steps"] = steps
     try:
@@ -59,8 +58,9 @@ def sampler_spec(registry: Registry, run_sampler: dict[str, Any], name: str | No
 def metric_specs(registry: Registry, configured: list[dict[str, Any]], names: list[str] | None) -> list[dict[str, Any]]:
     if not names:
         if not configured:
-            raise ColdlabError("the run configured no metrics", hint="name some with --metrics, e.g. --metrics classifier-fid rmse",
-                               where=("--metrics",))
+            raise ColdlabError(
+                "the run configured no metrics", hint="name some with --metrics, e.g. --metrics classifier-fid rmse", where=("--metrics",)
+            )
         return configured
     by_name = {m["name"]: m for m in configured}
     out = []
@@ -72,10 +72,20 @@ def metric_specs(registry: Registry, configured: list[dict[str, Any]], names: li
     return out
 
 
-def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, metrics: list[str] | None = None,
-                 sampler: str | None = None, steps: int | None = None, samples: int | None = None,
-                 device: str = "cpu", registry: Registry | None = None, guidance: float | None = None,
-                 sample_class: int | str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    home: Path | Home,
+    run_id: int,
+    *,
+    epoch: int | None = None,
+    metrics: list[str] | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    samples: int | None = None,
+    device: str = "cpu",
+    registry: Registry | None = None,
+    guidance: float | None = None,
+    sample_class: int | str | None = None,
+) -> dict[str, Any]:
     """Evaluate run ``run_id`` at ``epoch`` (default: the newest weights) and store the evaluation."""
     registry = registry or get_registry()
     home = as_home(home)
@@ -84,8 +94,10 @@ def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, me
     spec = json.loads(row["config"])
     kind = kind_of(spec)
     if not kind.samples:
-        raise ColdlabError(f"run {run_id} is an {kind.name} run: {kind.no_eval_reason}",
-                           hint="coldlab eval evaluates diffusion runs (a latent one names this run in latent = { run = ... })")
+        raise ColdlabError(
+            f"run {run_id} is an {kind.name} run: {kind.no_eval_reason}",
+            hint="coldlab eval evaluates diffusion runs (a latent one names this run in latent = { run = ... })",
+        )
     folder = home.run_dir(run_id)
     weights = available_weights(folder)
     if not weights:
@@ -93,8 +105,9 @@ def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, me
     if epoch is None:
         epoch = max(weights)
     elif epoch not in weights:
-        raise ColdlabError(f"run {run_id} has no weights for epoch {epoch}",
-                           hint="epochs with weights: " + ", ".join(map(str, weights)), where=("--checkpoint",))
+        raise ColdlabError(
+            f"run {run_id} has no weights for epoch {epoch}", hint="epochs with weights: " + ", ".join(map(str, weights)), where=("--checkpoint",)
+        )
     parts = RunComponents.from_spec(spec, registry, device, home=home)
     loaded_epoch, step, which = parts.load_weights(weights[epoch])
     s_spec = sampler_spec(registry, spec["sampler"], sampler, steps)
@@ -107,30 +120,50 @@ def evaluate_run(home: Path | Home, run_id: int, *, epoch: int | None = None, me
     specs = metric_specs(registry, spec["eval"]["metrics"] + spec["eval"].get("final_metrics", []), metrics)
     built = build_metrics(registry, specs)
     if (guidance is not None or sample_class is not None) and not parts.conditional:
-        raise ColdlabError(f"run {run_id} has no class-conditional network: it cannot be guided",
-                           hint="train one with network.conditional = true and train.label_dropout", where=("--guidance",))
+        raise ColdlabError(
+            f"run {run_id} has no class-conditional network: it cannot be guided",
+            hint="train one with network.conditional = true and train.label_dropout",
+            where=("--guidance",),
+        )
     if isinstance(sample_class, int) and not 0 <= sample_class < parts.data.num_classes:
-        raise ColdlabError(f"class {sample_class} is not one of the dataset's classes 0..{parts.data.num_classes - 1}",
-                           where=("--class",))
-    ctx = parts.eval_context(sampler=built_sampler, samples=samples,
-                               guidance_scale="run" if guidance is None else guidance,
-                               sample_class="run" if sample_class is None else sample_class)
+        raise ColdlabError(f"class {sample_class} is not one of the dataset's classes 0..{parts.data.num_classes - 1}", where=("--class",))
+    ctx = parts.eval_context(
+        sampler=built_sampler,
+        samples=samples,
+        guidance_scale="run" if guidance is None else guidance,
+        sample_class="run" if sample_class is None else sample_class,
+    )
     if ctx.guidance_scale is None and sample_class is not None:
         raise ColdlabError("--class needs a guidance scale", hint="add --guidance W (1: plain conditional sampling)", where=("--class",))
     start = time.perf_counter()
     results = evaluate(ctx, built)
     seconds = time.perf_counter() - start
     settings = eval_settings(specs, ctx, which, weights_file=weights[epoch].name)
-    eval_id, _ = record_evaluation(conn, run_id, origin="eval", epoch=loaded_epoch, step=step, sampler=s_spec,
-                                   settings=settings, results=[(r.name, r.value, r.row_detail()) for r in results],
-                                   seconds=seconds)
+    eval_id, _ = record_evaluation(
+        conn,
+        run_id,
+        origin="eval",
+        epoch=loaded_epoch,
+        step=step,
+        sampler=s_spec,
+        settings=settings,
+        results=[(r.name, r.value, r.row_detail()) for r in results],
+        seconds=seconds,
+    )
     if ctx.has_samples:
         path = save_samples(ctx.samples(), ctx, folder / f"evaluation-{eval_id:05d}-samples.pt")
         record_artifact(conn, run_id, "samples", home.relative(path), epoch=loaded_epoch, step=step)
     conn.close()
-    return {"evaluation": eval_id, "run": run_id, "epoch": loaded_epoch, "sampler": s_spec, "seconds": seconds,
-            "results": results, "guidance_scale": ctx.guidance_scale,
-            "class": ctx.sample_class if ctx.guidance_scale is not None else None}
+    return {
+        "evaluation": eval_id,
+        "run": run_id,
+        "epoch": loaded_epoch,
+        "sampler": s_spec,
+        "seconds": seconds,
+        "results": results,
+        "guidance_scale": ctx.guidance_scale,
+        "class": ctx.sample_class if ctx.guidance_scale is not None else None,
+    }
 
 
 def format_value(result: MetricResult) -> str:
@@ -141,9 +174,18 @@ def format_value(result: MetricResult) -> str:
 
 def print_evaluation(out: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps({**out, "results": [{"name": r.name, "value": r.value, "unavailable": r.unavailable,
-                                              "detail": r.row_detail(), "seconds": r.seconds} for r in out["results"]]},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    **out,
+                    "results": [
+                        {"name": r.name, "value": r.value, "unavailable": r.unavailable, "detail": r.row_detail(), "seconds": r.seconds}
+                        for r in out["results"]
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -151,8 +193,10 @@ def print_evaluation(out: dict[str, Any], as_json: bool) -> None:
     sampler = ", ".join(f"{k}={v}" for k, v in out["sampler"].items() if k != "name")
     if out.get("guidance_scale") is not None:
         sampler += f"; guidance w={out['guidance_scale']}, class {out['class']}"
-    table = Table(title=f"evaluation {out['evaluation']} of run {out['run']}, epoch {out['epoch']}, "
-                        f"sampler {out['sampler']['name']} ({sampler}), {out['seconds']:.1f} s")
+    table = Table(
+        title=f"evaluation {out['evaluation']} of run {out['run']}, epoch {out['epoch']}, "
+        f"sampler {out['sampler']['name']} ({sampler}), {out['seconds']:.1f} s"
+    )
     for col in ("metric", "value", "seconds"):
         table.add_column(col, overflow="fold")
     for r in out["results"]:

@@ -31,8 +31,18 @@ class Reporter:
         """Whether the evaluation ``key`` (``training:EPOCH``) is already recorded."""
         return False
 
-    def evaluation(self, *, key: str, epoch: int, step: int, sampler: dict[str, Any], settings: dict[str, Any],
-                   results: list[MetricResult], seconds: float, origin: str = "training") -> int | None:
+    def evaluation(
+        self,
+        *,
+        key: str,
+        epoch: int,
+        step: int,
+        sampler: dict[str, Any],
+        settings: dict[str, Any],
+        results: list[MetricResult],
+        seconds: float,
+        origin: str = "training",
+    ) -> int | None:
         """Record one evaluation; a ``training`` one's values also join the run's metric series at ``step``
         (``guidance`` ones, of the final guidance sweep, do not)."""
         return None

@@ -23,11 +23,17 @@ from coldlab.home import Home, as_home
 from coldlab.plugins import Registry
 
 
-def load_split(registry: Registry, spec: dict[str, Any], settings: LoopSettings, device: torch.device,
-               codec: Any = None) -> RunData:
+def load_split(registry: Registry, spec: dict[str, Any], settings: LoopSettings, device: torch.device, codec: Any = None) -> RunData:
     """The run's train/validation split (``train.max_train_images`` caps the pool before the split)."""
-    data = load_run_data(registry, spec["dataset"], val_fraction=settings.val_fraction, seed=settings.seed,
-                         max_images=settings.max_train_images, device=device, codec=codec)
+    data = load_run_data(
+        registry,
+        spec["dataset"],
+        val_fraction=settings.val_fraction,
+        seed=settings.seed,
+        max_images=settings.max_train_images,
+        device=device,
+        codec=codec,
+    )
     if data.train.shape[0] == 0:
         raise ColdlabError("no training images left after the validation split", where=("train", "val_fraction"))
     return data
@@ -36,9 +42,24 @@ def load_split(registry: Registry, spec: dict[str, Any], settings: LoopSettings,
 class RunComponents:
     """The parts of a diffusion run (see the module doc); build with :meth:`from_spec`."""
 
-    def __init__(self, *, spec: dict[str, Any], registry: Registry, device: torch.device, cache_dir: Path,
-                 train: TrainSettings, eval: EvalSettings, images: RunData, data: RunData, codec: Any,
-                 degradation: Any, sampler: Any, prior: Any, net: torch.nn.Module, ema: torch.nn.Module | None) -> None:
+    def __init__(
+        self,
+        *,
+        spec: dict[str, Any],
+        registry: Registry,
+        device: torch.device,
+        cache_dir: Path,
+        train: TrainSettings,
+        eval: EvalSettings,
+        images: RunData,
+        data: RunData,
+        codec: Any,
+        degradation: Any,
+        sampler: Any,
+        prior: Any,
+        net: torch.nn.Module,
+        ema: torch.nn.Module | None,
+    ) -> None:
         self.spec, self.registry, self.device, self.cache_dir = spec, registry, device, cache_dir
         self.train, self.eval = train, eval
         self.images, self.data, self.codec = images, data, codec
@@ -46,8 +67,15 @@ class RunComponents:
         self.conditional = bool(spec["network"].get("conditional", False))
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any], registry: Registry, device: torch.device | str = "cpu", *,
-                  home: Home | Path | None = None, cache_dir: Path | None = None) -> RunComponents:
+    def from_spec(
+        cls,
+        spec: dict[str, Any],
+        registry: Registry,
+        device: torch.device | str = "cpu",
+        *,
+        home: Home | Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> RunComponents:
         """Assemble a diffusion run. ``home`` is the store's folder (a latent run finds the autoencoder run
         it names there); ``cache_dir`` holds the prior's fit and the evaluation caches (default
         ``HOME/cache``)."""
@@ -76,9 +104,22 @@ class RunComponents:
         torch.manual_seed(train.seed)
         net = registry.build("network", spec["network"], shape=data.shape, num_classes=data.num_classes).to(device)
         ema = copy.deepcopy(net).eval().requires_grad_(False) if train.ema > 0 else None
-        return cls(spec=spec, registry=registry, device=device, cache_dir=Path(cache_dir), train=train, eval=evaluation,
-                   images=images, data=data, codec=codec, degradation=degradation, sampler=sampler, prior=prior, net=net,
-                   ema=ema)
+        return cls(
+            spec=spec,
+            registry=registry,
+            device=device,
+            cache_dir=Path(cache_dir),
+            train=train,
+            eval=evaluation,
+            images=images,
+            data=data,
+            codec=codec,
+            degradation=degradation,
+            sampler=sampler,
+            prior=prior,
+            net=net,
+            ema=ema,
+        )
 
     @property
     def sampling_net(self) -> torch.nn.Module:
@@ -91,17 +132,37 @@ class RunComponents:
         in a latent diffusion run)."""
         return self.images.train.cpu(), self.images.train_labels.cpu()
 
-    def eval_context(self, *, sampler: Any = None, samples: int | None = None, guidance_scale: Any = "run",
-                     sample_class: Any = "run", on_batch: Callable[[], None] | None = None) -> RunEvaluation:
+    def eval_context(
+        self,
+        *,
+        sampler: Any = None,
+        samples: int | None = None,
+        guidance_scale: Any = "run",
+        sample_class: Any = "run",
+        on_batch: Callable[[], None] | None = None,
+    ) -> RunEvaluation:
         """An :class:`RunEvaluation` for the current sampling weights (guidance: the run's ``eval`` settings
         unless given)."""
         return RunEvaluation(
-            registry=self.registry, dataset_spec=self.spec["dataset"], net=self.sampling_net, degradation=self.degradation,
-            sampler=sampler or self.sampler, prior=self.prior, shape=self.images.shape, num_classes=self.data.num_classes,
-            value_range=self.images.value_range, device=self.device, codec=self.codec,
-            samples=self.eval.samples if samples is None else samples, batch_size=self.eval.batch_size,
-            seed=self.eval.seed, cache_dir=self.cache_dir, train_images=self.train_cpu[0],
-            train_labels=self.train_cpu[1], train_loss=self.train.loss, on_batch=on_batch,
+            registry=self.registry,
+            dataset_spec=self.spec["dataset"],
+            net=self.sampling_net,
+            degradation=self.degradation,
+            sampler=sampler or self.sampler,
+            prior=self.prior,
+            shape=self.images.shape,
+            num_classes=self.data.num_classes,
+            value_range=self.images.value_range,
+            device=self.device,
+            codec=self.codec,
+            samples=self.eval.samples if samples is None else samples,
+            batch_size=self.eval.batch_size,
+            seed=self.eval.seed,
+            cache_dir=self.cache_dir,
+            train_images=self.train_cpu[0],
+            train_labels=self.train_cpu[1],
+            train_loss=self.train.loss,
+            on_batch=on_batch,
             guidance_scale=self.eval.guidance_scale if guidance_scale == "run" else guidance_scale,
             sample_class=self.eval.sample_class if sample_class == "run" else sample_class,
         )

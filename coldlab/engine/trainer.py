@@ -12,12 +12,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coldlab.engine.evaluation import RunEvaluation, Metric, build_metrics, eval_settings, evaluate, save_samples
+from coldlab.components.metric import Metric
+from coldlab.engine.evaluation import RunEvaluation, build_metrics, eval_settings, evaluate, save_samples
 from coldlab.engine.loop import TrainingLoop
 from coldlab.engine.reporter import Reporter, StopRequested
 from coldlab.engine.run import RunComponents
-from coldlab.imaging import save_grid
 from coldlab.files import save_atomic
+from coldlab.imaging import save_grid
 from coldlab.plugins import Registry
 
 __all__ = ["Reporter", "StopRequested", "Trainer", "eval_settings"]
@@ -26,18 +27,35 @@ __all__ = ["Reporter", "StopRequested", "Trainer", "eval_settings"]
 class Trainer:
     """Assembles a diffusion run from its resolved spec and trains it (``run()``)."""
 
-    def __init__(self, spec: dict[str, Any], run_dir: Path, *, registry: Registry, reporter: Reporter,
-                 device: str = "cpu", cache_dir: Path | None = None, home: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        run_dir: Path,
+        *,
+        registry: Registry,
+        reporter: Reporter,
+        device: str = "cpu",
+        cache_dir: Path | None = None,
+        home: Path | None = None,
+    ) -> None:
         self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
-        self.parts = RunComponents.from_spec(spec, registry, device, home=home,
-                                             cache_dir=Path(cache_dir) if cache_dir else self.run_dir / "cache")
+        self.parts = RunComponents.from_spec(spec, registry, device, home=home, cache_dir=Path(cache_dir) if cache_dir else self.run_dir / "cache")
         self.device = self.parts.device
         self.train_cfg, self.eval_cfg = self.parts.train, self.parts.eval
         self.loss_fn = F.mse_loss if self.train_cfg.loss == "mse" else F.l1_loss
-        self.loop = TrainingLoop(net=self.parts.net, ema=self.parts.ema, data=self.parts.data, settings=self.train_cfg,
-                                 run_dir=self.run_dir, reporter=reporter, device=self.device,
-                                 loss=lambda x, y, g: self.loss(x, y, g), evaluate=self.evaluate_epoch,
-                                 eval_every=self.eval_cfg.every, labels=self.parts.conditional)
+        self.loop = TrainingLoop(
+            net=self.parts.net,
+            ema=self.parts.ema,
+            data=self.parts.data,
+            settings=self.train_cfg,
+            run_dir=self.run_dir,
+            reporter=reporter,
+            device=self.device,
+            loss=lambda x, y, g: self.loss(x, y, g),
+            evaluate=self.evaluate_epoch,
+            eval_every=self.eval_cfg.every,
+            labels=self.parts.conditional,
+        )
 
     # the assembled parts, under the names tests and figures use
     net = property(lambda self: self.parts.net)
@@ -64,17 +82,21 @@ class Trainer:
         return self.loop.run(resume=resume)
 
     # ---- evaluation --------------------------------------------------------------------
-    def eval_context(self, *, sampler: Any = None, samples: int | None = None, guidance_scale: Any = "run",
-                     sample_class: Any = "run") -> RunEvaluation:
+    def eval_context(
+        self, *, sampler: Any = None, samples: int | None = None, guidance_scale: Any = "run", sample_class: Any = "run"
+    ) -> RunEvaluation:
         """The run's :class:`RunEvaluation`; each generated batch is a step of progress (a stop request
         is honoured mid-evaluation)."""
-        return self.parts.eval_context(sampler=sampler, samples=samples, guidance_scale=guidance_scale,
-                                       sample_class=sample_class, on_batch=self.loop.beat)
+        return self.parts.eval_context(
+            sampler=sampler, samples=samples, guidance_scale=guidance_scale, sample_class=sample_class, on_batch=self.loop.beat
+        )
 
     def save_weights(self, epoch: int) -> Path:
         """The sampling weights of an evaluation epoch, for ``coldlab eval --checkpoint EPOCH``."""
-        return save_atomic({"model": self.sampling_net.state_dict(), "epoch": epoch, "step": self.step, "ema": self.ema is not None},
-                           self.run_dir / f"weights-{epoch:04d}.pt")
+        return save_atomic(
+            {"model": self.sampling_net.state_dict(), "epoch": epoch, "step": self.step, "ema": self.ema is not None},
+            self.run_dir / f"weights-{epoch:04d}.pt",
+        )
 
     def evaluate_epoch(self, epoch: int) -> None:
         """Weights, sample grid and metrics of an evaluation epoch (and after the last epoch the
@@ -119,8 +141,17 @@ class Trainer:
             ctx = self.eval_context(guidance_scale=float(w))
             self._evaluate_and_record(ctx, build_metrics(self.registry, specs), specs, key, epoch, origin="guidance")
 
-    def _evaluate_and_record(self, ctx: RunEvaluation, metrics: list[tuple[dict[str, Any], Metric]], specs: list[dict[str, Any]],
-                             key: str, epoch: int, *, origin: str = "training", samples_file: str | None = None) -> None:
+    def _evaluate_and_record(
+        self,
+        ctx: RunEvaluation,
+        metrics: list[tuple[dict[str, Any], Metric]],
+        specs: list[dict[str, Any]],
+        key: str,
+        epoch: int,
+        *,
+        origin: str = "training",
+        samples_file: str | None = None,
+    ) -> None:
         """Evaluate, keep the generated samples (if asked and made) and record the evaluation."""
         start = time.perf_counter()
         results = evaluate(ctx, metrics)
@@ -128,6 +159,13 @@ class Trainer:
         if samples_file and ctx.has_samples:
             path = save_samples(ctx.samples(), ctx, self.run_dir / samples_file)
             self.reporter.artifact("samples", str(path), epoch, self.step)
-        self.reporter.evaluation(key=key, epoch=epoch, step=self.step, sampler=self.spec["sampler"],
-                                 settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
-                                 results=results, seconds=seconds, origin=origin)
+        self.reporter.evaluation(
+            key=key,
+            epoch=epoch,
+            step=self.step,
+            sampler=self.spec["sampler"],
+            settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
+            results=results,
+            seconds=seconds,
+            origin=origin,
+        )

@@ -24,18 +24,31 @@ import sqlite3
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from coldlab.engine.evaluation import MetricResult
 from coldlab.engine.kinds import kind_of
-from coldlab.engine.reporter import Reporter, StopRequested
+from coldlab.engine.reporter import MetricRow, Reporter, StopRequested
 from coldlab.errors import ColdlabError
 from coldlab.home import Home, as_home
 from coldlab.plugins import get_registry
-from coldlab.store import (claim, finish, has_evaluation, heartbeat, lease_seconds, record_artifact, record_evaluation, record_metrics,
-                           release, waiting, worker_died)
+from coldlab.store import (
+    claim,
+    finish,
+    has_evaluation,
+    heartbeat,
+    lease_seconds,
+    record_artifact,
+    record_evaluation,
+    record_metrics,
+    release,
+    waiting,
+    worker_died,
+)
 from coldlab.store.queries import running_workers
 
 WAIT_S = 2.0  # how often an idle worker looks again when queued runs wait for a running one
@@ -104,8 +117,17 @@ class StoreReporter(Reporter):
 
     ``clock`` is the time the lease is judged by (tests move it on)."""
 
-    def __init__(self, home: Path | Home, run_id: int, worker: str, stop_flag: threading.Event, *,
-                 lease_s: float | None = None, clock: Callable[[], float] = time.time, beat: Callable[..., Any] = heartbeat) -> None:
+    def __init__(
+        self,
+        home: Path | Home,
+        run_id: int,
+        worker: str,
+        stop_flag: threading.Event,
+        *,
+        lease_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+        beat: Callable[..., Any] = heartbeat,
+    ) -> None:
         self.home = as_home(home)
         self.conn = self.home.connect()
         self.run_id, self.worker, self.stop_flag = run_id, worker, stop_flag
@@ -123,8 +145,7 @@ class StoreReporter(Reporter):
     def renew(self, conn: sqlite3.Connection) -> None:
         """One heartbeat: extend the lease (from the time asked) and record progress."""
         asked = self.clock()
-        owned, cancel = self._beat(conn, self.run_id, self.worker, epoch=self.epoch, step=self.step,
-                                   total_steps=self.total, lease_s=self.lease_s)
+        owned, cancel = self._beat(conn, self.run_id, self.worker, epoch=self.epoch, step=self.step, total_steps=self.total, lease_s=self.lease_s)
         if owned:
             self.lease_until = asked + self.lease_s
         self.lost = self.lost or not owned
@@ -173,30 +194,49 @@ class StoreReporter(Reporter):
             if not quiet:
                 raise
 
-    def metrics(self, rows):
+    def metrics(self, rows: list[MetricRow]) -> None:
         if rows:
             record_metrics(self.conn, self.run_id, rows)
             for name, step, epoch, value, _ in rows:
                 if name in ("train_loss", "val_loss") and value is not None:
                     self.log(f"epoch {epoch} step {step}: {name} {value:.5g}")
 
-    def artifact(self, kind, path, epoch, step):
+    def artifact(self, kind: str, path: str, epoch: int | None, step: int | None) -> None:
         record_artifact(self.conn, self.run_id, kind, self.home.relative(path), epoch=epoch, step=step)
 
-    def has_evaluation(self, key):
+    def has_evaluation(self, key: str) -> bool:
         return has_evaluation(self.conn, f"run{self.run_id}:{key}")
 
-    def evaluation(self, *, key, epoch, step, sampler, settings, results, seconds, origin="training"):
+    def evaluation(
+        self,
+        *,
+        key: str,
+        epoch: int,
+        step: int,
+        sampler: dict[str, Any],
+        settings: dict[str, Any],
+        results: list[MetricResult],
+        seconds: float,
+        origin: str = "training",
+    ) -> int | None:
         eval_id, _ = record_evaluation(
-            self.conn, self.run_id, origin=origin, epoch=epoch, step=step, sampler=sampler, settings=settings,
-            results=[(r.name, r.value, r.row_detail()) for r in results], seconds=seconds,
-            key=f"run{self.run_id}:{key}", series=origin == "training",
+            self.conn,
+            self.run_id,
+            origin=origin,
+            epoch=epoch,
+            step=step,
+            sampler=sampler,
+            settings=settings,
+            results=[(r.name, r.value, r.row_detail()) for r in results],
+            seconds=seconds,
+            key=f"run{self.run_id}:{key}",
+            series=origin == "training",
         )
         shown = ", ".join(f"{r.name} {r.value:.4g}" if r.value is not None else f"{r.name} unavailable" for r in results)
         self.log(f"epoch {epoch} evaluation {eval_id} ({seconds:.1f} s): {shown}")
         return eval_id
 
-    def progress(self, epoch, step, total_steps):
+    def progress(self, epoch: int, step: int, total_steps: int) -> str | None:
         self.epoch, self.step, self.total = epoch, step, total_steps
         if self.stop_flag.is_set():
             return "interrupted"
@@ -208,8 +248,9 @@ class StoreReporter(Reporter):
         return None
 
 
-def run_one(home: Path | Home, row: Any, worker: str, device: str, stop_flag: threading.Event,
-            reporter_factory: Callable[..., StoreReporter] = StoreReporter) -> str:
+def run_one(
+    home: Path | Home, row: Any, worker: str, device: str, stop_flag: threading.Event, reporter_factory: Callable[..., StoreReporter] = StoreReporter
+) -> str:
     """Train one claimed run and record how it ended; returns the final status (``lost``: the lease
     could not be kept; the run went back to the queue without a checkpoint of this attempt's end)."""
     home = as_home(home)
@@ -222,8 +263,9 @@ def run_one(home: Path | Home, row: Any, worker: str, device: str, stop_flag: th
         reporter = reporter_factory(home, row["id"], worker, stop_flag)
         reporter.log(f"claimed by {worker} on {device} (attempt {row['attempts']})")
         spec = json.loads(row["config"])
-        trainer = kind_of(spec).trainer()(spec, folder, registry=get_registry(), reporter=reporter, device=device,
-                                          cache_dir=home.cache, home=home.root)
+        trainer = kind_of(spec).trainer()(
+            spec, folder, registry=get_registry(), reporter=reporter, device=device, cache_dir=home.cache, home=home.root
+        )
         status = trainer.run(resume=True)
     except StopRequested as stop:
         status = stop.status
@@ -269,7 +311,7 @@ def run_worker(home: str | Path | Home, device: str = "cpu", *, worker: str | No
     conn = home.connect()
     stop_flag = threading.Event()
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: Any) -> None:
         stop_flag.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -40,8 +40,11 @@ class RunRecord:
 
     def metric_history(self, name: str) -> list[tuple[int, float]]:
         """(epoch, value) of a metric over the training evaluations that computed it."""
-        return [(e["epoch"], e["values"][name]["value"]) for e in self.training_evaluations
-                if name in e["values"] and e["values"][name]["value"] is not None]
+        return [
+            (e["epoch"], e["values"][name]["value"])
+            for e in self.training_evaluations
+            if name in e["values"] and e["values"][name]["value"] is not None
+        ]
 
     def latest(self, name: str) -> dict[str, Any] | None:
         """The newest value (with detail) of a metric in any evaluation, or None."""
@@ -87,19 +90,32 @@ def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: lis
             raise ColdlabError(f"no run with id {run_id} in {db}", hint="`coldlab ls` lists the runs", where=("--runs",))
     for study in studies or []:
         if study not in known_studies:
-            raise ColdlabError(f"no runs of study {study!r} in {db}", hint="studies in the store: " + (", ".join(known_studies) or "none"),
-                               where=("--study",))
+            raise ColdlabError(
+                f"no runs of study {study!r} in {db}", hint="studies in the store: " + (", ".join(known_studies) or "none"), where=("--study",)
+            )
     if studies or run_ids:
         rows = [r for r in rows if (studies and r["study"] in studies) or (run_ids and r["id"] in run_ids)]
     if not rows:
         raise ColdlabError(f"nothing to export: the store {db} has no runs", hint="run a study first (coldlab run FILE)")
     runs = []
     for r in rows:
-        runs.append(RunRecord(
-            id=r["id"], study=r["study"], name=r["name"], status=r["status"], error=r["error"], config=json.loads(r["config"]),
-            epoch=r["epoch"], epochs=r["epochs"], seconds=running_seconds(r), series=metric_series(conn, r["id"]),
-            evaluations=evaluations(conn, r["id"]), experiment=r["experiment"] or r["name"], seed=r["seed"],
-            artifacts=[{**dict(a), "stored": a["path"], "path": str(home.file(a["path"]))} for a in artifacts(conn, r["id"])],
-        ))
+        runs.append(
+            RunRecord(
+                id=r["id"],
+                study=r["study"],
+                name=r["name"],
+                status=r["status"],
+                error=r["error"],
+                config=json.loads(r["config"]),
+                epoch=r["epoch"],
+                epochs=r["epochs"],
+                seconds=running_seconds(r),
+                series=metric_series(conn, r["id"]),
+                evaluations=evaluations(conn, r["id"]),
+                experiment=r["experiment"] or r["name"],
+                seed=r["seed"],
+                artifacts=[{**dict(a), "stored": a["path"], "path": str(home.file(a["path"]))} for a in artifacts(conn, r["id"])],
+            )
+        )
     conn.close()
     return ExportData(home.root, runs)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from coldlab.errors import ColdlabError
 from coldlab.formatting import file_safe
+from coldlab.home import Home
 from coldlab.report import figures as fig
 from coldlab.report.collect import collect
 from coldlab.report.tables import build_table, dumps_json, metric_names, to_csv, to_latex, to_markdown
@@ -20,18 +22,28 @@ def parse_formats(text: str) -> list[str]:
     wanted = [f.strip() for f in text.split(",") if f.strip()]
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown or not wanted:
-        raise ColdlabError(f"unknown format {unknown[0]!r}" if unknown else "no format given",
-                           hint="formats: " + ",".join(FORMATS), where=("--format",))
+        raise ColdlabError(
+            f"unknown format {unknown[0]!r}" if unknown else "no format given", hint="formats: " + ",".join(FORMATS), where=("--format",)
+        )
     return wanted
 
 
-def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: list[int] | None = None,
-           formats: list[str] = list(FORMATS), model_figures: bool = True, registry: Any = None,
-           warn: Callable[[str], None] = print) -> dict[str, Any]:
+def export(
+    home: Path | Home,
+    out: Path,
+    *,
+    studies: list[str] | None = None,
+    run_ids: list[int] | None = None,
+    formats: list[str] | None = None,
+    model_figures: bool = True,
+    registry: Any = None,
+    warn: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Export the selection; returns the manifest (also written to ``out/manifest.json``)."""
     from coldlab.plugins import get_registry
 
     registry = registry or get_registry()
+    formats = list(FORMATS) if formats is None else formats
     data = collect(home, studies=studies, run_ids=run_ids)
     home = data.home
     out = Path(out)
@@ -50,7 +62,8 @@ def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: 
             directions[name] = registry.get("metric", name).cls.higher_is_better
         except ColdlabError:  # the values autoencoder runs record themselves, else no direction
             directions[name] = METRIC_DIRECTIONS.get(name)
-    sections, manifest = [], {"home": str(home), "studies": [], "warnings": warnings}
+    sections: list[dict[str, Any]] = []
+    manifest: dict[str, Any] = {"home": str(home), "studies": [], "warnings": warnings}
     for study, runs in data.studies().items():
         table = build_table(study, runs, directions)
         files = {}
@@ -66,24 +79,33 @@ def export(home: Path, out: Path, *, studies: list[str] | None = None, run_ids: 
             files["json"] = f"table-{file_safe(study)}.json"
         figdir = out / "figures"
         metrics = [m for m in metric_names(runs) if any(r.metric_history(m) for r in runs)]
-        figures = (fig.schedules(study, runs, registry, figdir) + fig.losses(study, runs, figdir)
-                   + fig.metric_histories(study, runs, metrics, figdir) + fig.grids(study, runs, figdir)
-                   + fig.best_worst(runs, figdir) + fig.ks_curves(study, runs, figdir) + fig.class_histograms(study, runs, figdir)
-                   + fig.guidance_curves(study, runs, figdir))
+        figures = (
+            fig.schedules(study, runs, registry, figdir)
+            + fig.losses(study, runs, figdir)
+            + fig.metric_histories(study, runs, metrics, figdir)
+            + fig.grids(study, runs, figdir)
+            + fig.best_worst(runs, figdir)
+            + fig.ks_curves(study, runs, figdir)
+            + fig.class_histograms(study, runs, figdir)
+            + fig.guidance_curves(study, runs, figdir)
+        )
         if model_figures:
             from coldlab.report.figures_model import model_figures as draw_model
 
             figures += draw_model(runs, Path(home), registry, figdir, note)
-        sections.append({"study": study, "table": table, "figures": figures, "runs": runs,
-                         "table_file": files.get("md") or files.get("csv") or ""})
-        manifest["studies"].append({
-            "study": study, "runs": [r.id for r in runs], "tables": files,
-            "figures": [{**dataclasses.asdict(f), "path": f"figures/{f.path.name}"} for f in figures],
-        })
+        sections.append({"study": study, "table": table, "figures": figures, "runs": runs, "table_file": files.get("md") or files.get("csv") or ""})
+        manifest["studies"].append(
+            {
+                "study": study,
+                "runs": [r.id for r in runs],
+                "tables": files,
+                "figures": [{**dataclasses.asdict(f), "path": f"figures/{f.path.name}"} for f in figures],
+            }
+        )
     if "html" in formats:
-        from coldlab.report.html import render
+        from coldlab.report.html import render as render_html
 
-        (out / "report.html").write_text(render(sections, warnings, str(home)))
+        (out / "report.html").write_text(render_html(sections, warnings, str(home)))
         manifest["report"] = "report.html"
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -85,14 +85,26 @@ def losses(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
         for name, style in (("train_loss", "-"), ("val_loss", "--")):
             points = run.series.get(name, [])
             if points:
-                ax.plot([p["epoch"] for p in points], [p["value"] for p in points], style, color=colour,
-                        label=f"{label(run)} {name.split('_')[0]}", marker="o" if len(points) < 3 else None)
+                ax.plot(
+                    [p["epoch"] for p in points],
+                    [p["value"] for p in points],
+                    style,
+                    color=colour,
+                    label=f"{label(run)} {name.split('_')[0]}",
+                    marker="o" if len(points) < 3 else None,
+                )
                 series.append(f"{run.id}:{name}")
     if series:
         ax.set(title=f"Study {study}: loss per epoch", xlabel="epoch", ylabel="loss", yscale="log")
         ax.legend(fontsize=7)
-        figures.append(Figure(save(fig, out / f"loss-{file_safe(study)}.png"), f"Loss curves of study {study}",
-                              "Train (solid) and validation (dashed) loss per epoch, one colour per run.", series))
+        figures.append(
+            Figure(
+                save(fig, out / f"loss-{file_safe(study)}.png"),
+                f"Loss curves of study {study}",
+                "Train (solid) and validation (dashed) loss per epoch, one colour per run.",
+                series,
+            )
+        )
     else:
         plt.close(fig)
     for run in runs:
@@ -104,13 +116,24 @@ def losses(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
         for name in names:
             points = run.series[name]
             x = [p["step"] for p in points] if name == "train_loss_step" else [p["epoch"] * steps_per_epoch for p in points]
-            ax.plot(x, [p["value"] for p in points], label=name, alpha=0.5 if name == "train_loss_step" else 1.0,
-                    marker=None if name == "train_loss_step" else "o")
+            ax.plot(
+                x,
+                [p["value"] for p in points],
+                label=name,
+                alpha=0.5 if name == "train_loss_step" else 1.0,
+                marker=None if name == "train_loss_step" else "o",
+            )
         ax.set(title=label(run), xlabel="step", ylabel="loss", yscale="log")
         ax.legend(fontsize=8)
-        figures.append(Figure(save(fig, out / f"loss-run{run.id}.png"), f"Loss of {label(run)}",
-                              "Per-step train loss, and train and validation loss per epoch (at the epoch's last step).",
-                              names, run.id))
+        figures.append(
+            Figure(
+                save(fig, out / f"loss-run{run.id}.png"),
+                f"Loss of {label(run)}",
+                "Per-step train loss, and train and validation loss per epoch (at the epoch's last step).",
+                names,
+                run.id,
+            )
+        )
     return figures
 
 
@@ -118,7 +141,7 @@ def _steps_per_epoch(run: RunRecord) -> float:
     points = run.series.get("train_loss", [])
     steps = run.series.get("train_loss_step", [])
     if points and steps and points[-1]["epoch"]:
-        return steps[-1]["step"] / points[-1]["epoch"]
+        return cast("float", steps[-1]["step"] / points[-1]["epoch"])
     return 1.0
 
 
@@ -139,28 +162,40 @@ def metric_histories(study: str, runs: list[RunRecord], metrics: list[str], out:
         ax.set(title=f"{name}, study {study}", xlabel="epoch", ylabel=name)
         ax.legend(fontsize=7)
         safe = file_safe(name)
-        figures.append(Figure(save(fig, out / f"metric-{safe}-{file_safe(study)}.png"), f"{name} per epoch, study {study}",
-                              f"{name} at every training evaluation, one line per run.", series))
+        figures.append(
+            Figure(
+                save(fig, out / f"metric-{safe}-{file_safe(study)}.png"),
+                f"{name} per epoch, study {study}",
+                f"{name} at every training evaluation, one line per run.",
+                series,
+            )
+        )
     return figures
 
 
 def grids(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
     """The final sample grid of every run, side by side."""
     found = [(run, run.artifact("grid")) for run in runs]
-    found = [(run, path) for run, path in found if path is not None]
-    if not found:
+    shown = [(run, path) for run, path in found if path is not None]
+    if not shown:
         return []
-    cols = min(4, len(found))
-    rows = (len(found) + cols - 1) // cols
+    cols = min(4, len(shown))
+    rows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (run, path) in zip(axes.flat, found):
+    for ax, (run, path) in zip(axes.flat, shown, strict=False):
         ax.imshow(plt.imread(path), cmap="gray")
         ax.set_title(f"{run.name}\n#{run.id}, epoch {_epoch_of(path)}", fontsize=8)
     path = save(fig, out / f"grids-{file_safe(study)}.png")
-    return [Figure(path, f"Final samples, study {study}", "The last sample grid of every run (same start points for every epoch).",
-                   [str(run.id) for run, _ in found])]
+    return [
+        Figure(
+            path,
+            f"Final samples, study {study}",
+            "The last sample grid of every run (same start points for every epoch).",
+            [str(run.id) for run, _ in shown],
+        )
+    ]
 
 
 def _epoch_of(path: Path) -> str:
@@ -184,15 +219,22 @@ def best_worst(runs: list[RunRecord], out: Path, n: int = 8) -> list[Figure]:
             continue
         fig, axes = plt.subplots(2, len(best), figsize=(1.3 * len(best), 3), squeeze=False)
         for row, (which, idx) in enumerate((("best", best), ("worst", worst))):
-            for ax, i in zip(axes[row], idx):
+            for ax, i in zip(axes[row], idx, strict=False):
                 img = samples[i].permute(1, 2, 0).squeeze(-1).numpy()
                 ax.imshow(img, cmap="gray", vmin=0, vmax=255)
                 ax.set_title(f"{detail['predicted'][i]} ({detail['confidence'][i]:.2f})", fontsize=7)
                 ax.axis("off")
             axes[row][0].text(-0.3, 0.5, which, transform=axes[row][0].transAxes, ha="right", va="center", fontsize=8)
-        figures.append(Figure(save(fig, out / f"best-worst-run{run.id}.png"), f"Best and worst samples of {label(run)}",
-                              f"Epoch {latest['epoch']}: the {len(best)} samples the classifier is surest of (top) and least sure of "
-                              "(bottom), with predicted class and confidence.", ["best", "worst"], run.id))
+        figures.append(
+            Figure(
+                save(fig, out / f"best-worst-run{run.id}.png"),
+                f"Best and worst samples of {label(run)}",
+                f"Epoch {latest['epoch']}: the {len(best)} samples the classifier is surest of (top) and least sure of "
+                "(bottom), with predicted class and confidence.",
+                ["best", "worst"],
+                run.id,
+            )
+        )
     return figures
 
 
@@ -213,15 +255,19 @@ def ks_curves(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
     ax.axhline(alpha, color="k", ls=":", lw=1, label=f"alpha = {alpha}")
     ax.set(title=f"K-S normality of z_t, study {study}", xlabel="t", ylabel="p-value", yscale="log")
     ax.legend(fontsize=7)
-    return [Figure(save(fig, out / f"ks-{file_safe(study)}.png"), f"K-S p-values, study {study}",
-                   "p-value of the flattened z_t against N(0, 1) at every evaluated step; above the dotted line z_t passes as Gaussian.",
-                   series)]
+    return [
+        Figure(
+            save(fig, out / f"ks-{file_safe(study)}.png"),
+            f"K-S p-values, study {study}",
+            "p-value of the flattened z_t against N(0, 1) at every evaluated step; above the dotted line z_t passes as Gaussian.",
+            series,
+        )
+    ]
 
 
 def class_histograms(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
     """The classifier's predicted classes of each run's samples (grouped bars)."""
-    found = [(run, run.latest("class-histogram")) for run in runs]
-    found = [(run, h) for run, h in found if h and h["value"] is not None]
+    found = [(run, h) for run in runs if (h := run.latest("class-histogram")) and h["value"] is not None]
     if not found:
         return []
     k = len(found[0][1]["detail"]["counts"])
@@ -229,13 +275,17 @@ def class_histograms(study: str, runs: list[RunRecord], out: Path) -> list[Figur
     fig, ax = plt.subplots(figsize=(8, 4))
     for i, (run, h) in enumerate(found):
         counts = h["detail"]["counts"]
-        ax.bar([c + i * width - 0.4 + width / 2 for c in range(len(counts))], counts, width,
-               label=f"{label(run)} H={h['value']:.2f} bits")
+        ax.bar([c + i * width - 0.4 + width / 2 for c in range(len(counts))], counts, width, label=f"{label(run)} H={h['value']:.2f} bits")
     ax.set(title=f"Predicted classes of the samples, study {study}", xlabel="class", ylabel="samples", xticks=list(range(k)))
     ax.legend(fontsize=7)
-    return [Figure(save(fig, out / f"classes-{file_safe(study)}.png"), f"Class histograms, study {study}",
-                   "How many samples the dataset's classifier assigns to each class (entropy in the legend; uniform is best).",
-                   [str(run.id) for run, _ in found])]
+    return [
+        Figure(
+            save(fig, out / f"classes-{file_safe(study)}.png"),
+            f"Class histograms, study {study}",
+            "How many samples the dataset's classifier assigns to each class (entropy in the legend; uniform is best).",
+            [str(run.id) for run, _ in found],
+        )
+    ]
 
 
 def guidance_curves(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
@@ -259,7 +309,12 @@ def guidance_curves(study: str, runs: list[RunRecord], out: Path) -> list[Figure
         ax.set(title=f"{name} against the guidance scale, study {study}", xlabel="guidance scale w", ylabel=name)
         ax.legend(fontsize=7)
         safe = file_safe(name)
-        figures.append(Figure(save(fig, out / f"guidance-{safe}-{file_safe(study)}.png"), f"{name} against w, study {study}",
-                              f"{name} of samples drawn with classifier-free guidance w (0: unconditional, 1: conditional).",
-                              [str(i) for i in lines]))
+        figures.append(
+            Figure(
+                save(fig, out / f"guidance-{safe}-{file_safe(study)}.png"),
+                f"{name} against w, study {study}",
+                f"{name} of samples drawn with classifier-free guidance w (0: unconditional, 1: conditional).",
+                [str(i) for i in lines],
+            )
+        )
     return figures

@@ -57,8 +57,13 @@ def degradation_strip(run: RunRecord, parts: RunComponents, out: Path, images: i
         axes[0][j].set_title(f"t={t}", fontsize=7)
     d = run.config["degradation"]
     latent = " (of their latents, decoded)" if ctx.codec is not None else ""
-    return Figure(save(fig, out / f"degradation-run{run.id}.png"), f"Degradation {d['name']} ({label(run)})",
-                  f"D(x, t) of {images} test images{latent} at {len(ts)} steps from 0 to T={deg.T}.", [f"t={t}" for t in ts], run.id)
+    return Figure(
+        save(fig, out / f"degradation-run{run.id}.png"),
+        f"Degradation {d['name']} ({label(run)})",
+        f"D(x, t) of {images} test images{latent} at {len(ts)} steps from 0 to T={deg.T}.",
+        [f"t={t}" for t in ts],
+        run.id,
+    )
 
 
 def reconstructions(run: RunRecord, parts: RunComponents, epoch: int, out: Path, images: int = 4) -> Figure:
@@ -78,10 +83,14 @@ def reconstructions(run: RunRecord, parts: RunComponents, epoch: int, out: Path,
     axes[0][0].set_title("z_t", fontsize=7)
     axes[0][1].set_title("back", fontsize=7)
     axes[0][-1].set_title("x (1st)", fontsize=7)
-    return Figure(save(fig, out / f"reconstructions-run{run.id}.png"), f"Reconstructions of {label(run)}",
-                  f"Epoch {epoch} weights: {images} test images degraded to t (pairs: z_t, then sampled back by "
-                  f"{run.config['sampler']['name']}), at {len(steps)} levels; last column: the first original.",
-                  [f"t={t}" for t in steps], run.id)
+    return Figure(
+        save(fig, out / f"reconstructions-run{run.id}.png"),
+        f"Reconstructions of {label(run)}",
+        f"Epoch {epoch} weights: {images} test images degraded to t (pairs: z_t, then sampled back by "
+        f"{run.config['sampler']['name']}), at {len(steps)} levels; last column: the first original.",
+        [f"t={t}" for t in steps],
+        run.id,
+    )
 
 
 def trajectory(run: RunRecord, parts: RunComponents, epoch: int, out: Path, images: int = 4, points: int = 8) -> Figure:
@@ -99,9 +108,13 @@ def trajectory(run: RunRecord, parts: RunComponents, epoch: int, out: Path, imag
         for i in range(images):
             _show(axes[i][j], zt[i], ctx)
         axes[0][j].set_title(f"t={t}", fontsize=7)
-    return Figure(save(fig, out / f"trajectory-run{run.id}.png"), f"Sampling trajectories of {label(run)}",
-                  f"Epoch {epoch} weights: z_t along the {sampler.component_name} sampler from prior samples (t = T) to the images (t = 0).",
-                  [f"t={t}" for t, _ in traj], run.id)
+    return Figure(
+        save(fig, out / f"trajectory-run{run.id}.png"),
+        f"Sampling trajectories of {label(run)}",
+        f"Epoch {epoch} weights: z_t along the {sampler.component_name} sampler from prior samples (t = T) to the images (t = 0).",
+        [f"t={t}" for t, _ in traj],
+        run.id,
+    )
 
 
 def prior_histogram(run: RunRecord, parts: RunComponents, out: Path, n: int = 512) -> Figure:
@@ -120,9 +133,13 @@ def prior_histogram(run: RunRecord, parts: RunComponents, out: Path, n: int = 51
     what = "Latent values" if ctx.codec is not None else "Pixel values"
     ax.set(title=f"{what} at t = T, {label(run)}", xlabel=what.lower()[:-1], ylabel="density")
     ax.legend(fontsize=8)
-    return Figure(save(fig, out / f"prior-run{run.id}.png"), f"Prior pixel histogram of {label(run)}",
-                  "Pixel values of the prior's start points against those of the fully degraded training images.",
-                  ["degraded", "prior"], run.id)
+    return Figure(
+        save(fig, out / f"prior-run{run.id}.png"),
+        f"Prior pixel histogram of {label(run)}",
+        "Pixel values of the prior's start points against those of the fully degraded training images.",
+        ["degraded", "prior"],
+        run.id,
+    )
 
 
 def model_figures(runs: list[RunRecord], home: Path, registry: Any, out: Path, warn: Any) -> list[Figure]:
@@ -138,8 +155,12 @@ def model_figures(runs: list[RunRecord], home: Path, registry: Any, out: Path, w
                 continue
             parts, epoch = loaded
             torch.manual_seed(0)
-            figures += [degradation_strip(run, parts, out), reconstructions(run, parts, epoch, out),
-                        trajectory(run, parts, epoch, out), prior_histogram(run, parts, out)]
+            figures += [
+                degradation_strip(run, parts, out),
+                reconstructions(run, parts, epoch, out),
+                trajectory(run, parts, epoch, out),
+                prior_histogram(run, parts, out),
+            ]
         except Exception as err:  # one run's failure must not lose the rest of the report
             warn(f"run {run.id} ({run.name}): model figures failed: {type(err).__name__}: {err}")
     return figures

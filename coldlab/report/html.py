@@ -28,29 +28,44 @@ pre { background: #f7f7f7; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
 
 def _img(figure: Figure) -> str:
     data = base64.b64encode(figure.path.read_bytes()).decode()
-    return (f'<figure id="{html.escape(figure.path.name)}"><img alt="{html.escape(figure.title)}" '
-            f'data-file="{html.escape(figure.path.name)}" src="data:image/png;base64,{data}">'
-            f"<figcaption><b>{html.escape(figure.title)}.</b> {html.escape(figure.caption)}</figcaption></figure>")
+    return (
+        f'<figure id="{html.escape(figure.path.name)}"><img alt="{html.escape(figure.title)}" '
+        f'data-file="{html.escape(figure.path.name)}" src="data:image/png;base64,{data}">'
+        f"<figcaption><b>{html.escape(figure.title)}.</b> {html.escape(figure.caption)}</figcaption></figure>"
+    )
 
 
 def _run_section(run: RunRecord) -> str:
     status = html.escape(run.status) + (f": {html.escape(run.error)}" if run.error else "")
-    unavailable = sorted({f"{n}: {v['detail']['unavailable']}" for e in run.evaluations for n, v in e["values"].items()
-                          if v["value"] is None and v["detail"].get("unavailable")})
+    unavailable = sorted(
+        {
+            f"{n}: {v['detail']['unavailable']}"
+            for e in run.evaluations
+            for n, v in e["values"].items()
+            if v["value"] is None and v["detail"].get("unavailable")
+        }
+    )
     extra = "".join(f"<li class='warning'>unavailable — {html.escape(u)}</li>" for u in unavailable)
-    return (f"<details><summary>run {run.id}: {html.escape(run.name)} — {status}, epoch {run.epoch}/{run.epochs}</summary>"
-            f"<ul>{extra}</ul><pre>{html.escape(json.dumps(run.config, indent=2))}</pre></details>")
+    return (
+        f"<details><summary>run {run.id}: {html.escape(run.name)} — {status}, epoch {run.epoch}/{run.epochs}</summary>"
+        f"<ul>{extra}</ul><pre>{html.escape(json.dumps(run.config, indent=2))}</pre></details>"
+    )
 
 
 def render(sections: list[dict[str, Any]], warnings: list[str], home: str) -> str:
     """``sections``: per study, {"study", "table", "figures", "runs"}."""
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>coldlab report</title><style>{STYLE}</style></head><body>",
-             f"<h1>coldlab report</h1><p>Store: <code>{html.escape(home)}</code>; exported {time.strftime('%Y-%m-%d %H:%M')}. "
-             "Figures marked <i>epoch N weights</i> were computed at export time from the run's saved weights.</p>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>coldlab report</title><style>{STYLE}</style></head><body>",
+        f"<h1>coldlab report</h1><p>Store: <code>{html.escape(home)}</code>; exported {time.strftime('%Y-%m-%d %H:%M')}. "
+        "Figures marked <i>epoch N weights</i> were computed at export time from the run's saved weights.</p>",
+    ]
     if warnings:
         parts.append("<ul>" + "".join(f"<li class='warning'>{html.escape(w)}</li>" for w in warnings) + "</ul>")
-    parts.append("<nav><ul>" + "".join(f"<li><a href='#study-{html.escape(s['study'])}'>study {html.escape(s['study'])}</a></li>"
-                                       for s in sections) + "</ul></nav>")
+    parts.append(
+        "<nav><ul>"
+        + "".join(f"<li><a href='#study-{html.escape(s['study'])}'>study {html.escape(s['study'])}</a></li>" for s in sections)
+        + "</ul></nav>"
+    )
     for s in sections:
         table: Table = s["table"]
         parts.append(f"<section id='study-{html.escape(s['study'])}'><h2>Study {html.escape(s['study'])}</h2>")

@@ -19,13 +19,14 @@ import io
 import json
 import re
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from coldlab.engine.kinds import kind_of
 from coldlab.errors import ColdlabError
-from coldlab.report.collect import RunRecord
 from coldlab.formatting import format_number
+from coldlab.report.collect import RunRecord
 
 
 @dataclasses.dataclass
@@ -63,7 +64,7 @@ class Table:
         col = next(c for c in self.columns if c.key == key)
         if col.higher_is_better is None:
             return set()
-        means = [(i, r[key].mean) for i, r in enumerate(self.rows) if key in r and r[key].mean is not None]
+        means = [(i, m) for i, r in enumerate(self.rows) if key in r and (m := r[key].mean) is not None]
         if len(means) < 2:
             return set()
         if len({m for _, m in means}) == 1:
@@ -176,8 +177,12 @@ def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | 
     metrics = metric_names(runs)
     columns = [Column("experiment", "experiment", numeric=False), Column("runs", "runs", numeric=False)]
     columns += [Column(k, k, numeric=False) for k in SETTINGS]
-    columns += [Column("epochs", "epochs", numeric=False), Column("train_seconds", "train time (s)", False),
-                Column("train_loss", "final train loss", False), Column("val_loss", "final val loss", False)]
+    columns += [
+        Column("epochs", "epochs", numeric=False),
+        Column("train_seconds", "train time (s)", False),
+        Column("train_loss", "final train loss", False),
+        Column("val_loss", "final val loss", False),
+    ]
     for name in metrics:
         higher = directions.get(name)
         columns.append(Column(f"{name}:final", f"{name} (final)", higher))
@@ -190,10 +195,12 @@ def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | 
     for experiment, members in groups.items():
         statuses = [m.status for m in members]
         status = "" if set(statuses) == {"finished"} else " [" + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) + "]"
-        row = {"experiment": Cell(text=experiment + status),
-               "runs": Cell(text=", ".join(str(m.id) for m in members)),
-               "epochs": Cell(text="/".join(sorted({f"{m.epoch}/{m.epochs}" for m in members}))),
-               "train_seconds": Cell([m.seconds for m in members if m.seconds is not None])}
+        row = {
+            "experiment": Cell(text=experiment + status),
+            "runs": Cell(text=", ".join(str(m.id) for m in members)),
+            "epochs": Cell(text="/".join(sorted({f"{m.epoch}/{m.epochs}" for m in members}))),
+            "train_seconds": Cell([m.seconds for m in members if m.seconds is not None]),
+        }
         for key, value in _settings(members[0]).items():
             row[key] = Cell(text=value)
         for series in ("train_loss", "val_loss"):
@@ -211,11 +218,17 @@ def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | 
                 guided = e["settings"].get("guidance_scale")
                 if guided is not None:
                     settings["sampler"] += f" w={guided} class={e['settings'].get('class', 'all')}"
-                label = (f"{m.name} (w={guided:g})" if e["origin"] == "guidance" and guided is not None
-                         else f"{m.name} (evaluation {e['id']}, epoch {e['epoch']})")
-                extra = {"experiment": Cell(text=label),
-                         "runs": Cell(text=str(m.id)), "epochs": Cell(text=f"{e['epoch']}/{m.epochs}"),
-                         **{k: Cell(text=v) for k, v in settings.items()}}
+                label = (
+                    f"{m.name} (w={guided:g})"
+                    if e["origin"] == "guidance" and guided is not None
+                    else f"{m.name} (evaluation {e['id']}, epoch {e['epoch']})"
+                )
+                extra = {
+                    "experiment": Cell(text=label),
+                    "runs": Cell(text=str(m.id)),
+                    "epochs": Cell(text=f"{e['epoch']}/{m.epochs}"),
+                    **{k: Cell(text=v) for k, v in settings.items()},
+                }
                 for name in metrics:
                     final, _ = _metric_cells([e], name, directions.get(name))
                     extra[f"{name}:final"] = final
@@ -252,12 +265,17 @@ def to_markdown(table: Table) -> str:
 def to_csv(table: Table) -> str:
     """Numbers unrounded: a mean column, a std column where any row has seeds, a best flag."""
     cols = _visible(table)
-    header, getters = [], []
+    header: list[str] = []
+    getters: list[Callable[..., str]] = []
     for c in cols:
         best = table.best(c.key)
         if c.numeric:
             header.append(c.label)
-            getters.append(lambda i, r, k=c.key: "" if k not in r else (repr(r[k].mean) if r[k].mean is not None else ("unavailable" if r[k].unavailable else "")))
+            getters.append(
+                lambda i, r, k=c.key: (
+                    "" if k not in r else (repr(r[k].mean) if r[k].mean is not None else ("unavailable" if r[k].unavailable else ""))
+                )
+            )
             if any(c.key in r and r[c.key].std is not None for r in table.rows):
                 header.append(c.label + " std")
                 getters.append(lambda i, r, k=c.key: repr(r[k].std) if k in r and r[k].std is not None else "")
@@ -275,8 +293,20 @@ def to_csv(table: Table) -> str:
     return out.getvalue()
 
 
-_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-          "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "±": r"$\pm$", "–": "--"}
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "^": r"\textasciicircum{}",
+    "~": r"\textasciitilde{}",
+    "±": r"$\pm$",
+    "–": "--",
+}
 _LATEX_SPECIAL = re.compile("|".join(re.escape(c) for c in _LATEX))
 
 
@@ -289,8 +319,12 @@ def _latex_escape(text: str) -> str:
 def to_latex(table: Table) -> str:
     cols = _visible(table)
     best = {c.key: table.best(c.key) for c in cols}
-    lines = [r"\begin{tabular}{" + "".join("r" if c.numeric else "l" for c in cols) + "}", r"\hline",
-             " & ".join(_latex_escape(c.label) for c in cols) + r" \\", r"\hline"]
+    lines = [
+        r"\begin{tabular}{" + "".join("r" if c.numeric else "l" for c in cols) + "}",
+        r"\hline",
+        " & ".join(_latex_escape(c.label) for c in cols) + r" \\",
+        r"\hline",
+    ]
     for i, row in enumerate(table.rows):
         cells = []
         for c in cols:
@@ -305,7 +339,7 @@ def to_json(table: Table) -> dict[str, Any]:
     cols = _visible(table)
     rows = []
     for i, row in enumerate(table.rows):
-        out = {}
+        out: dict[str, Any] = {}
         for c in cols:
             cell = row.get(c.key)
             if cell is None:
@@ -313,8 +347,14 @@ def to_json(table: Table) -> dict[str, Any]:
             if not c.numeric:
                 out[c.key] = cell.text
             else:
-                out[c.key] = {"mean": cell.mean, "std": cell.std, "n": len(cell.values), "values": cell.values,
-                              "unavailable": cell.unavailable, "best": i in table.best(c.key)}
+                out[c.key] = {
+                    "mean": cell.mean,
+                    "std": cell.std,
+                    "n": len(cell.values),
+                    "values": cell.values,
+                    "unavailable": cell.unavailable,
+                    "best": i in table.best(c.key),
+                }
         rows.append(out)
     return {"study": table.study, "columns": [dataclasses.asdict(c) for c in cols], "rows": rows, "notes": table.notes}
 
@@ -329,14 +369,18 @@ def to_html(table: Table) -> str:
         for c in cols:
             cell = row.get(c.key)
             text = html.escape(cell_text(cell))
-            cls = ' class="best"' if i in best[c.key] else (' class="unavailable"' if cell is not None and cell.unavailable and not cell.values else "")
+            cls = (
+                ' class="best"' if i in best[c.key] else (' class="unavailable"' if cell is not None and cell.unavailable and not cell.values else "")
+            )
             title = f' title="{html.escape(cell.unavailable)}"' if cell is not None and cell.unavailable else ""
             tds.append(f"<td{cls}{title}>{text}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
-    return (f'<table class="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f'<p class="legend">Bold: the best value of the column (mean over seeds; ± is the std over seeds).</p>'
-            + (f"<ul class='notes'>{notes}</ul>" if notes else ""))
+    return (
+        f'<table class="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        f'<p class="legend">Bold: the best value of the column (mean over seeds; ± is the std over seeds).</p>'
+        + (f"<ul class='notes'>{notes}</ul>" if notes else "")
+    )
 
 
 def dumps_json(tables: list[Table]) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, cast
 
 from coldlab.store.connection import transaction
 
 
-def record_metrics(conn: sqlite3.Connection, run_id: int, rows: Iterable[tuple[str, int, int | None, float | None, dict | None]]) -> int:
+def record_metrics(conn: sqlite3.Connection, run_id: int, rows: Iterable[tuple[str, int, int | None, float | None, dict[str, Any] | None]]) -> int:
     """Append (name, step, epoch, value, detail) rows; a row already stored for (run, name, step) is
     kept as it is, so a resumed run never duplicates. Returns how many rows were new."""
     now = time.time()
@@ -23,8 +24,7 @@ def record_metrics(conn: sqlite3.Connection, run_id: int, rows: Iterable[tuple[s
         return conn.total_changes - before
 
 
-def record_artifact(conn: sqlite3.Connection, run_id: int, kind: str, path: str, *, epoch: int | None = None,
-                    step: int | None = None) -> None:
+def record_artifact(conn: sqlite3.Connection, run_id: int, kind: str, path: str, *, epoch: int | None = None, step: int | None = None) -> None:
     with transaction(conn):
         conn.execute(
             "INSERT OR REPLACE INTO artifacts (run_id, kind, path, epoch, step, created) VALUES (?, ?, ?, ?, ?, ?)",
@@ -32,9 +32,20 @@ def record_artifact(conn: sqlite3.Connection, run_id: int, kind: str, path: str,
         )
 
 
-def record_evaluation(conn: sqlite3.Connection, run_id: int, *, origin: str, epoch: int | None, step: int | None,
-                      sampler: dict[str, Any], settings: dict[str, Any], results: list[tuple[str, float | None, dict]],
-                      seconds: float | None = None, key: str | None = None, series: bool = False) -> tuple[int, bool]:
+def record_evaluation(
+    conn: sqlite3.Connection,
+    run_id: int,
+    *,
+    origin: str,
+    epoch: int | None,
+    step: int | None,
+    sampler: dict[str, Any],
+    settings: dict[str, Any],
+    results: list[tuple[str, float | None, dict[str, Any]]],
+    seconds: float | None = None,
+    key: str | None = None,
+    series: bool = False,
+) -> tuple[int, bool]:
     """Store one evaluation and its (name, value, detail) results in one transaction.
 
     ``key`` makes it idempotent (a training evaluation is keyed ``training:EPOCH``, so a resumed
@@ -48,11 +59,10 @@ def record_evaluation(conn: sqlite3.Connection, run_id: int, *, origin: str, epo
             if row:
                 return int(row["id"]), False
         cur = conn.execute(
-            "INSERT INTO evaluations (run_id, key, origin, epoch, step, sampler, settings, seconds, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO evaluations (run_id, key, origin, epoch, step, sampler, settings, seconds, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, key, origin, epoch, step, json.dumps(sampler, sort_keys=True), json.dumps(settings, sort_keys=True), seconds, now),
         )
-        eval_id = int(cur.lastrowid)
+        eval_id = int(cast(int, cur.lastrowid))
         conn.executemany(
             "INSERT INTO evaluation_values (evaluation_id, name, value, detail) VALUES (?, ?, ?, ?)",
             [(eval_id, n, v, json.dumps({**d, "evaluation": eval_id})) for n, v, d in results],

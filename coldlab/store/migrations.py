@@ -6,7 +6,7 @@ import json
 import re
 import sqlite3
 import time
-from typing import Callable
+from collections.abc import Callable
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
 
@@ -114,14 +114,12 @@ def m004_attempt_time_and_deaths(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs ADD COLUMN attempt_started REAL")
     conn.execute("ALTER TABLE runs ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE runs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3")
-    conn.execute("UPDATE runs SET run_seconds = finished - started WHERE finished IS NOT NULL AND started IS NOT NULL "
-                 "AND finished >= started")
+    conn.execute("UPDATE runs SET run_seconds = finished - started WHERE finished IS NOT NULL AND started IS NOT NULL AND finished >= started")
     conn.execute("UPDATE runs SET attempt_started = COALESCE(heartbeat, started) WHERE status = 'running'")
     for row in conn.execute("SELECT run_id, kind, path FROM artifacts").fetchall():
         fixed = home_relative(row[2])
         if fixed != row[2]:
-            conn.execute("UPDATE OR REPLACE artifacts SET path = ? WHERE run_id = ? AND kind = ? AND path = ?",
-                         (fixed, row[0], row[1], row[2]))
+            conn.execute("UPDATE OR REPLACE artifacts SET path = ? WHERE run_id = ? AND kind = ? AND path = ?", (fixed, row[0], row[1], row[2]))
 
 
 @migration
@@ -135,8 +133,9 @@ def m005_experiment_and_seed(conn: sqlite3.Connection) -> None:
             seed = json.loads(row[2]).get("train", {}).get("seed")
         except (ValueError, AttributeError):
             seed = None
-        conn.execute("UPDATE runs SET experiment = ?, seed = ? WHERE id = ?",
-                     (_SEEDED.sub("", row[1]), seed if isinstance(seed, int) else None, row[0]))
+        conn.execute(
+            "UPDATE runs SET experiment = ?, seed = ? WHERE id = ?", (_SEEDED.sub("", row[1]), seed if isinstance(seed, int) else None, row[0])
+        )
 
 
 _SEEDED = re.compile(r"-seed\d+(?=(-smoke)?$)")

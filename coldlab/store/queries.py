@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, cast
 
 from coldlab.errors import ColdlabError
 
@@ -23,12 +24,14 @@ def get_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         raise ColdlabError(f"no run with id {run_id}", hint="`coldlab ls` lists the runs")
-    return row
+    return cast("sqlite3.Row", row)
 
 
-def list_runs(conn: sqlite3.Connection, *, study: str | None = None, status: str | None = None,
-              ids: Iterable[int] | None = None) -> list[sqlite3.Row]:
-    sql, args = "SELECT * FROM runs WHERE 1 = 1", []
+def list_runs(
+    conn: sqlite3.Connection, *, study: str | None = None, status: str | None = None, ids: Iterable[int] | None = None
+) -> list[sqlite3.Row]:
+    sql = "SELECT * FROM runs WHERE 1 = 1"
+    args: list[Any] = []
     if study:
         sql += " AND study = ?"
         args.append(study)
@@ -36,9 +39,9 @@ def list_runs(conn: sqlite3.Connection, *, study: str | None = None, status: str
         sql += " AND status = ?"
         args.append(status)
     if ids is not None:
-        ids = list(ids)
-        sql += f" AND id IN ({','.join('?' * len(ids))})"
-        args += ids
+        wanted = list(ids)
+        sql += f" AND id IN ({','.join('?' * len(wanted))})"
+        args += wanted
     return conn.execute(sql + " ORDER BY id", args).fetchall()
 
 
@@ -59,20 +62,23 @@ def eta_seconds(row: sqlite3.Row | dict[str, Any], now: float | None = None) -> 
     ran = running_seconds(row, now)
     if not ran:
         return None
-    return ran / row["step"] * max(row["total_steps"] - row["step"], 0)
+    return cast("float | None", ran / row["step"] * max(row["total_steps"] - row["step"], 0))
 
 
-def latest_metrics(conn: sqlite3.Connection, run_ids: Iterable[int] | None = None,
-                   names: Iterable[str] | None = None) -> dict[int, dict[str, float | None]]:
+def latest_metrics(
+    conn: sqlite3.Connection, run_ids: Iterable[int] | None = None, names: Iterable[str] | None = None
+) -> dict[int, dict[str, float | None]]:
     """run id -> {metric name -> value at the metric's highest step}."""
-    sql = ("SELECT m.run_id, m.name, m.value FROM metrics m JOIN (SELECT run_id, name, MAX(step) AS step FROM metrics "
-           "GROUP BY run_id, name) last ON last.run_id = m.run_id AND last.name = m.name AND last.step = m.step WHERE 1 = 1")
+    sql = (
+        "SELECT m.run_id, m.name, m.value FROM metrics m JOIN (SELECT run_id, name, MAX(step) AS step FROM metrics "
+        "GROUP BY run_id, name) last ON last.run_id = m.run_id AND last.name = m.name AND last.step = m.step WHERE 1 = 1"
+    )
     args: list[Any] = []
     for column, values in (("m.run_id", run_ids), ("m.name", names)):
         if values is not None:
-            values = list(values)
-            sql += f" AND {column} IN ({','.join('?' * len(values))})"
-            args += values
+            listed = list(values)
+            sql += f" AND {column} IN ({','.join('?' * len(listed))})"
+            args += listed
     out: dict[int, dict[str, float | None]] = {}
     for r in conn.execute(sql, args):
         out.setdefault(int(r[0]), {})[r[1]] = r[2]
@@ -85,7 +91,9 @@ def latest_evaluation_value(conn: sqlite3.Connection, run_id: int, names: Iterab
     for name in names:
         row = conn.execute(
             "SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
-            "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL ORDER BY e.id DESC LIMIT 1", (run_id, name)).fetchone()
+            "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL ORDER BY e.id DESC LIMIT 1",
+            (run_id, name),
+        ).fetchone()
         if row is not None:
             return float(row[0]), name
     return None, ""
@@ -93,7 +101,8 @@ def latest_evaluation_value(conn: sqlite3.Connection, run_id: int, names: Iterab
 
 def metric_series(conn: sqlite3.Connection, run_id: int, name: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every metric of a run as name -> [{step, epoch, value, detail}] ordered by step."""
-    sql, args = "SELECT name, step, epoch, value, detail FROM metrics WHERE run_id = ?", [run_id]
+    sql = "SELECT name, step, epoch, value, detail FROM metrics WHERE run_id = ?"
+    args: list[Any] = [run_id]
     if name:
         sql += " AND name = ?"
         args.append(name)
@@ -107,22 +116,28 @@ def metric_series(conn: sqlite3.Connection, run_id: int, name: str | None = None
 
 def recent_values(conn: sqlite3.Connection, run_id: int, name: str, limit: int) -> list[float]:
     """The last ``limit`` non-missing values of a metric series, oldest first."""
-    rows = conn.execute("SELECT value FROM metrics WHERE run_id = ? AND name = ? AND value IS NOT NULL "
-                        "ORDER BY step DESC LIMIT ?", (run_id, name, limit)).fetchall()
+    rows = conn.execute(
+        "SELECT value FROM metrics WHERE run_id = ? AND name = ? AND value IS NOT NULL ORDER BY step DESC LIMIT ?", (run_id, name, limit)
+    ).fetchall()
     return [float(v[0]) for v in reversed(rows)]
 
 
 def training_evaluation_values(conn: sqlite3.Connection, run_id: int, name: str) -> list[float]:
     """A metric's values over the run's training evaluations, by epoch."""
-    return [float(v[0]) for v in conn.execute(
-        "SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
-        "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL AND e.origin = 'training' ORDER BY e.epoch",
-        (run_id, name))]
+    return [
+        float(v[0])
+        for v in conn.execute(
+            "SELECT v.value FROM evaluations e JOIN evaluation_values v ON v.evaluation_id = e.id "
+            "WHERE e.run_id = ? AND v.name = ? AND v.value IS NOT NULL AND e.origin = 'training' ORDER BY e.epoch",
+            (run_id, name),
+        )
+    ]
 
 
 def artifacts(conn: sqlite3.Connection, run_id: int, kind: str | None = None) -> list[sqlite3.Row]:
     """A run's artifacts, oldest first; ``path`` is relative to HOME (see :meth:`coldlab.home.Home.file`)."""
-    sql, args = "SELECT * FROM artifacts WHERE run_id = ?", [run_id]
+    sql = "SELECT * FROM artifacts WHERE run_id = ?"
+    args: list[Any] = [run_id]
     if kind:
         sql += " AND kind = ?"
         args.append(kind)
@@ -131,8 +146,9 @@ def artifacts(conn: sqlite3.Connection, run_id: int, kind: str | None = None) ->
 
 def latest_artifact(conn: sqlite3.Connection, run_id: int, kind: str) -> str | None:
     """The stored path of a run's newest artifact of a kind (highest epoch, then newest)."""
-    row = conn.execute("SELECT path FROM artifacts WHERE run_id = ? AND kind = ? ORDER BY epoch DESC, created DESC LIMIT 1",
-                       (run_id, kind)).fetchone()
+    row = conn.execute(
+        "SELECT path FROM artifacts WHERE run_id = ? AND kind = ? ORDER BY epoch DESC, created DESC LIMIT 1", (run_id, kind)
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -148,24 +164,40 @@ def evaluations(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
             v["name"]: {"value": v["value"], "detail": json.loads(v["detail"]) if v["detail"] else {}}
             for v in conn.execute("SELECT * FROM evaluation_values WHERE evaluation_id = ? ORDER BY name", (e["id"],))
         }
-        out.append({"id": e["id"], "origin": e["origin"], "epoch": e["epoch"], "step": e["step"],
-                    "sampler": json.loads(e["sampler"]), "settings": json.loads(e["settings"]), "seconds": e["seconds"],
-                    "created": e["created"], "values": values})
+        out.append(
+            {
+                "id": e["id"],
+                "origin": e["origin"],
+                "epoch": e["epoch"],
+                "step": e["step"],
+                "sampler": json.loads(e["sampler"]),
+                "settings": json.loads(e["settings"]),
+                "seconds": e["seconds"],
+                "created": e["created"],
+                "values": values,
+            }
+        )
     return out
 
 
 def waiting(conn: sqlite3.Connection) -> int:
     """How many queued runs wait for a run that is still queued or running (a worker should wait too)."""
-    return int(conn.execute(
-        "SELECT COUNT(*) FROM runs r JOIN runs d ON d.id = r.depends_on WHERE r.status = 'queued' "
-        "AND d.status IN ('queued', 'running')"
-    ).fetchone()[0])
+    return int(
+        conn.execute(
+            "SELECT COUNT(*) FROM runs r JOIN runs d ON d.id = r.depends_on WHERE r.status = 'queued' AND d.status IN ('queued', 'running')"
+        ).fetchone()[0]
+    )
 
 
 def claimable(conn: sqlite3.Connection, ids: Iterable[int] | None = None) -> int:
     """How many queued runs (of ``ids``) a worker could take or will once their dependency finishes."""
-    sql, args = ("SELECT COUNT(*) FROM runs r WHERE r.status = 'queued' AND (r.depends_on IS NULL OR "
-                 "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) IN ('queued', 'running', 'finished'))"), []
+    sql, args = (
+        (
+            "SELECT COUNT(*) FROM runs r WHERE r.status = 'queued' AND (r.depends_on IS NULL OR "
+            "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) IN ('queued', 'running', 'finished'))"
+        ),
+        [],
+    )
     if ids is not None:
         ids = list(ids)
         sql += f" AND r.id IN ({','.join('?' * len(ids))})"
@@ -178,15 +210,25 @@ def progress_rows(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, An
     finished epoch with its ``train_loss`` and ``val_loss``."""
     rows = list_runs(conn, ids=ids)
     latest = latest_metrics(conn, ids, ("train_loss_step", "train_loss", "val_loss"))
-    epochs = dict(conn.execute(f"SELECT run_id, MAX(step) FROM metrics WHERE name = 'train_loss' AND run_id IN "
-                               f"({','.join('?' * len(ids))}) GROUP BY run_id", ids).fetchall())
+    epochs = dict(
+        conn.execute(
+            f"SELECT run_id, MAX(step) FROM metrics WHERE name = 'train_loss' AND run_id IN ({','.join('?' * len(ids))}) GROUP BY run_id", ids
+        ).fetchall()
+    )
     out = []
     for r in rows:
         values = latest.get(r["id"], {})
         last_epoch = epochs.get(r["id"])
         loss = values.get("train_loss_step")
-        out.append({**dict(r), "loss": loss if loss is not None else values.get("train_loss"), "finished_epoch": last_epoch,
-                    "train_loss": values.get("train_loss"), "val_loss": values.get("val_loss")})
+        out.append(
+            {
+                **dict(r),
+                "loss": loss if loss is not None else values.get("train_loss"),
+                "finished_epoch": last_epoch,
+                "train_loss": values.get("train_loss"),
+                "val_loss": values.get("val_loss"),
+            }
+        )
     return out
 
 
@@ -195,18 +237,19 @@ def run_events(conn: sqlite3.Connection, ids: list[int], after: int = 0) -> list
     the run's name and its values as name -> value."""
     marks = ",".join("?" * len(ids))
     out = []
-    for e in conn.execute(f"SELECT e.id, e.run_id, e.epoch, e.origin, r.name FROM evaluations e JOIN runs r ON r.id = e.run_id "
-                          f"WHERE e.run_id IN ({marks}) AND e.id > ? ORDER BY e.id", (*ids, after)).fetchall():
-        values = {v[0]: v[1] for v in conn.execute("SELECT name, value FROM evaluation_values WHERE evaluation_id = ? ORDER BY name",
-                                                   (e["id"],))}
-        out.append({"id": e["id"], "run_id": e["run_id"], "epoch": e["epoch"], "origin": e["origin"], "name": e["name"],
-                    "values": values})
+    for e in conn.execute(
+        f"SELECT e.id, e.run_id, e.epoch, e.origin, r.name FROM evaluations e JOIN runs r ON r.id = e.run_id "
+        f"WHERE e.run_id IN ({marks}) AND e.id > ? ORDER BY e.id",
+        (*ids, after),
+    ).fetchall():
+        values = {v[0]: v[1] for v in conn.execute("SELECT name, value FROM evaluation_values WHERE evaluation_id = ? ORDER BY name", (e["id"],))}
+        out.append({"id": e["id"], "run_id": e["run_id"], "epoch": e["epoch"], "origin": e["origin"], "name": e["name"], "values": values})
     return out
 
 
 def find_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row | None:
     """The run, or None (``get_run`` raises instead)."""
-    return conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return cast("sqlite3.Row | None", conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
 
 
 def running_workers(conn: sqlite3.Connection) -> list[str]:
@@ -222,5 +265,4 @@ def count_runs(conn: sqlite3.Connection, status: str | None = None) -> int:
 
 def stored_configs(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
     """(study, name) -> (run id, stored spec) of every run."""
-    return {(r["study"], r["name"]): (int(r["id"]), json.loads(r["config"]))
-            for r in conn.execute("SELECT id, study, name, config FROM runs")}
+    return {(r["study"], r["name"]): (int(r["id"]), json.loads(r["config"])) for r in conn.execute("SELECT id, study, name, config FROM runs")}

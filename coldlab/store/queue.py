@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from typing import Any
+from typing import Any, cast
 
 from coldlab.errors import ColdlabError
 from coldlab.store.connection import transaction
@@ -16,9 +16,19 @@ from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, ENDED, STATUSES, lease_se
 _ATTEMPT_TIME = "MAX(0, COALESCE({end}, attempt_started) - COALESCE(attempt_started, {end}))"
 
 
-def enqueue(conn: sqlite3.Connection, study: str, name: str, config: dict[str, Any], *, epochs: int = 0,
-            priority: int = 0, depends_on: int | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-            experiment: str | None = None, seed: int | None = None) -> tuple[int, bool]:
+def enqueue(
+    conn: sqlite3.Connection,
+    study: str,
+    name: str,
+    config: dict[str, Any],
+    *,
+    epochs: int = 0,
+    priority: int = 0,
+    depends_on: int | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    experiment: str | None = None,
+    seed: int | None = None,
+) -> tuple[int, bool]:
     """Add a run; returns (id, created). An existing (study, name) is left as it is.
 
     ``experiment``: the experiment the run comes from (default: its name; the runs of one experiment
@@ -34,10 +44,9 @@ def enqueue(conn: sqlite3.Connection, study: str, name: str, config: dict[str, A
         cur = conn.execute(
             "INSERT INTO runs (study, name, config, epochs, priority, created, depends_on, max_attempts, experiment, seed) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on, max_attempts,
-             experiment or name, seed),
+            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on, max_attempts, experiment or name, seed),
         )
-        return int(cur.lastrowid), True
+        return int(cast(int, cur.lastrowid)), True
 
 
 def _bury(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], reason: str, now: float) -> list[tuple[int, str]]:
@@ -50,7 +59,8 @@ def _bury(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], reason: s
         "finished = CASE WHEN deaths + 1 >= max_attempts THEN ? ELSE finished END, "
         "error = CASE WHEN deaths + 1 >= max_attempts THEN 'worker died ' || (deaths + 1) || ' times (last: ' || ? || ')' "
         "ELSE 'worker died (' || ? || '); queued again' END "
-        f"WHERE status = 'running' AND {where} RETURNING id, status", (now, reason, reason, *args)
+        f"WHERE status = 'running' AND {where} RETURNING id, status",
+        (now, reason, reason, *args),
     ).fetchall()
     return [(int(r["id"]), r["status"]) for r in rows]
 
@@ -74,8 +84,7 @@ def worker_died(conn: sqlite3.Connection, worker: str, reason: str, *, prefix: b
         return _bury(conn, "worker = ?", (worker,), reason, now)
 
 
-def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float | None = None,
-          now: float | None = None) -> sqlite3.Row | None:
+def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float | None = None, now: float | None = None) -> sqlite3.Row | None:
     """Atomically take the next queued run (highest priority, then oldest) for ``worker``; a run
     whose dependency has not finished waits (see :func:`waiting`)."""
     lease_s = lease_seconds() if lease_s is None else lease_s
@@ -83,14 +92,17 @@ def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float 
     skip_orphans(conn)
     now = time.time() if now is None else now
     with transaction(conn):
-        return conn.execute(
-            "UPDATE runs SET status = 'running', worker = ?, device = ?, lease_until = ?, heartbeat = ?, "
-            "started = COALESCE(started, ?), attempt_started = ?, attempts = attempts + 1, error = NULL "
-            "WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.depends_on IS NULL OR "
-            "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) = 'finished') ORDER BY r.priority DESC, r.id LIMIT 1) "
-            "RETURNING *",
-            (worker, device, now + lease_s, now, now, now),
-        ).fetchone()
+        return cast(
+            "sqlite3.Row | None",
+            conn.execute(
+                "UPDATE runs SET status = 'running', worker = ?, device = ?, lease_until = ?, heartbeat = ?, "
+                "started = COALESCE(started, ?), attempt_started = ?, attempts = attempts + 1, error = NULL "
+                "WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.depends_on IS NULL OR "
+                "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) = 'finished') ORDER BY r.priority DESC, r.id LIMIT 1) "
+                "RETURNING *",
+                (worker, device, now + lease_s, now, now, now),
+            ).fetchone(),
+        )
 
 
 def skip_orphans(conn: sqlite3.Connection) -> list[int]:
@@ -106,8 +118,17 @@ def skip_orphans(conn: sqlite3.Connection) -> list[int]:
     return [int(r["id"]) for r in rows]
 
 
-def heartbeat(conn: sqlite3.Connection, run_id: int, worker: str, *, epoch: int | None = None, step: int | None = None,
-              total_steps: int | None = None, lease_s: float | None = None, now: float | None = None) -> tuple[bool, bool]:
+def heartbeat(
+    conn: sqlite3.Connection,
+    run_id: int,
+    worker: str,
+    *,
+    epoch: int | None = None,
+    step: int | None = None,
+    total_steps: int | None = None,
+    lease_s: float | None = None,
+    now: float | None = None,
+) -> tuple[bool, bool]:
     """Extend the lease and record progress; returns (still owned, cancel requested)."""
     lease_s = lease_seconds() if lease_s is None else lease_s
     now = time.time() if now is None else now
@@ -121,8 +142,7 @@ def heartbeat(conn: sqlite3.Connection, run_id: int, worker: str, *, epoch: int 
     return (row is not None, bool(row and row["cancel_requested"]))
 
 
-def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, error: str | None = None, *,
-           now: float | None = None) -> None:
+def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, error: str | None = None, *, now: float | None = None) -> None:
     """End a claimed run as finished, failed, interrupted or cancelled; the attempt's running time is
     added to the run's."""
     if status not in ENDED:
@@ -132,7 +152,8 @@ def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, erro
         conn.execute(
             f"UPDATE runs SET status = ?, error = ?, finished = ?, lease_until = NULL, worker = NULL, "
             f"run_seconds = run_seconds + {_ATTEMPT_TIME.format(end='?')}, attempt_started = NULL "
-            "WHERE id = ? AND worker = ? AND status = 'running'", (status, error, now, now, now, run_id, worker)
+            "WHERE id = ? AND worker = ? AND status = 'running'",
+            (status, error, now, now, now, run_id, worker),
         )
 
 
@@ -144,7 +165,8 @@ def release(conn: sqlite3.Connection, run_id: int, worker: str) -> bool:
         row = conn.execute(
             f"UPDATE runs SET status = 'queued', worker = NULL, lease_until = NULL, "
             f"run_seconds = run_seconds + {_ATTEMPT_TIME.format(end='?')}, attempt_started = NULL "
-            "WHERE id = ? AND worker = ? AND status = 'running' RETURNING id", (now, now, run_id, worker)
+            "WHERE id = ? AND worker = ? AND status = 'running' RETURNING id",
+            (now, now, run_id, worker),
         ).fetchone()
     return row is not None
 
@@ -162,7 +184,8 @@ def requeue(conn: sqlite3.Connection, run_id: int) -> None:
     with transaction(conn):
         row = conn.execute(
             "UPDATE runs SET status = 'queued', cancel_requested = 0, finished = NULL, deaths = 0 WHERE id = ? "
-            "AND status IN ('interrupted', 'failed', 'cancelled', 'skipped') RETURNING id", (run_id,)
+            "AND status IN ('interrupted', 'failed', 'cancelled', 'skipped') RETURNING id",
+            (run_id,),
         ).fetchone()
     if row is None:
         raise ColdlabError(f"run {run_id} cannot be requeued", hint="only interrupted, failed, cancelled or skipped runs can")

@@ -29,8 +29,14 @@ def registry_with(*plugins: ModuleType | Any) -> Registry:
     return host.registry
 
 
-def synthetic_images(n: int = 4, shape: tuple[int, int, int] = (1, 16, 16), *, seed: int = 0,
-                     value_range: tuple[float, float] = (-0.5, 0.5), dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def synthetic_images(
+    n: int = 4,
+    shape: tuple[int, int, int] = (1, 16, 16),
+    *,
+    seed: int = 0,
+    value_range: tuple[float, float] = (-0.5, 0.5),
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """``n`` smooth, structured images (random low-frequency waves plus a bright blob) in ``value_range``.
 
     Not constant and not white noise, so blurs, zooms and masks visibly act on them.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -14,7 +16,7 @@ class OracleNetwork(nn.Module):
     ``calls`` records the step t of every call.
     """
 
-    def __init__(self, x: torch.Tensor, degradation) -> None:
+    def __init__(self, x: torch.Tensor, degradation: Any) -> None:
         super().__init__()
         self.x, self.degradation = x, degradation
         self.calls: list[int] = []
@@ -28,9 +30,9 @@ class OracleNetwork(nn.Module):
             return x
         eps = deg.estimate_noise(z, x, t)
         if deg.target == "eps":
-            return eps
+            return cast("torch.Tensor", eps)
         a, b = deg.coefficients(t, z)
-        return a * eps - b * x
+        return cast("torch.Tensor", a * eps - b * x)
 
 
 class ConstantNetwork(nn.Module):

@@ -12,25 +12,36 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Header, Input, Select, Sparkline, Static
 
-from coldlab.home import as_home
 from coldlab.formatting import format_eta, format_number
+from coldlab.home import Home, as_home
 from coldlab.tui.data import RunRow, Snapshot, devices, load_snapshot
 from coldlab.tui.render import half_blocks
 
 STATUSES = ("all", "queued", "running", "finished", "failed", "interrupted", "cancelled", "skipped")
-COLUMNS = (("id", "id"), ("study", "study"), ("name", "name"), ("status", "status"), ("device", "device"),
-           ("progress", "epoch / progress"), ("train", "train loss"), ("val", "val loss"), ("fid", "FID"), ("eta", "ETA"))
+COLUMNS = (
+    ("id", "id"),
+    ("study", "study"),
+    ("name", "name"),
+    ("status", "status"),
+    ("device", "device"),
+    ("progress", "epoch / progress"),
+    ("train", "train loss"),
+    ("val", "val loss"),
+    ("fid", "FID"),
+    ("eta", "ETA"),
+)
 
 
 def progress_bar(row: RunRow, width: int = 8) -> str:
@@ -44,11 +55,21 @@ def row_cells(row: RunRow) -> tuple[Any, ...]:
         status += f" (after {row.depends_on})"
     colour = {"running": "green", "failed": "red", "interrupted": "yellow", "cancelled": "magenta", "skipped": "dim"}.get(row.status)
     fid = f"{format_number(row.fid)}{'ᶜ' if row.fid_name == 'classifier-fid' else ''}" if row.fid is not None else ""
-    return (str(row.id), Text(row.study), Text(row.name), Text(status, style=colour or ""), Text(row.device), progress_bar(row),
-            format_number(row.train_loss), format_number(row.val_loss), fid, format_eta(row.eta_s))
+    return (
+        str(row.id),
+        Text(row.study),
+        Text(row.name),
+        Text(status, style=colour or ""),
+        Text(row.device),
+        progress_bar(row),
+        format_number(row.train_loss),
+        format_number(row.val_loss),
+        fid,
+        format_eta(row.eta_s),
+    )
 
 
-class ColdlabApp(App):
+class ColdlabApp(App[None]):
     """The dashboard of one store (``home``)."""
 
     CSS_PATH = "app.tcss"
@@ -68,8 +89,9 @@ class ColdlabApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, home: Path, *, poll_s: float = 1.0, clock: Callable[[], float] = time.time,
-                 show_devices: bool = True, show_timing: bool = True) -> None:
+    def __init__(
+        self, home: Path | Home, *, poll_s: float = 1.0, clock: Callable[[], float] = time.time, show_devices: bool = True, show_timing: bool = True
+    ) -> None:
         super().__init__()
         self.store = as_home(home)
         self.home = self.store.root
@@ -102,8 +124,7 @@ class ColdlabApp(App):
                 yield Static("", id="devices")
             with VerticalScroll(id="detail"):
                 yield Static("select a run", id="detail-title")
-                for name, label in (("train_loss", "train loss"), ("val_loss", "val loss"), ("fid", "FID"),
-                                    ("classifier-fid", "classifier FID")):
+                for name, label in (("train_loss", "train loss"), ("val_loss", "val loss"), ("fid", "FID"), ("classifier-fid", "classifier FID")):
                     yield Static(label, classes="spark-label", id=f"label-{name}")
                     yield Sparkline([], id=f"spark-{name}", summary_function=max)
                 yield Static("", id="grid")
@@ -165,15 +186,18 @@ class ColdlabApp(App):
                 users.setdefault(row.device if row.device != "cuda" else "cuda:0", []).append(f"#{row.id}")
         lines = []
         for d in self.device_info:
-            gib = 2 ** 30
+            gib = 2**30
             mem = f"{d['memory_used'] / gib:.1f}/{d['memory_total'] / gib:.1f} GiB" if d["memory_total"] else ""
             lines.append(f"{d['device']} ({d['name']}): {mem} {d['utilisation']}  runs: {' '.join(users.get(d['device'], [])) or '-'}")
         self.base.query_one("#devices", Static).update(Text("\n".join(lines)))
 
     def visible_rows(self) -> list[RunRow]:
         rows = self.snapshot.rows if self.snapshot else []
-        return [r for r in rows if (not self.study_filter or self.study_filter in r.study)
-                and (self.status_filter == "all" or r.status == self.status_filter)]
+        return [
+            r
+            for r in rows
+            if (not self.study_filter or self.study_filter in r.study) and (self.status_filter == "all" or r.status == self.status_filter)
+        ]
 
     def apply(self, snapshot: Snapshot) -> None:
         """Render a snapshot (UI thread): update cells in place, add and remove rows."""
@@ -196,7 +220,7 @@ class ColdlabApp(App):
             label = ("● " if row.id in self.marked else "") + str(row.id)
             cells = (label,) + cells[1:]
             if str(row.id) in present:
-                for (col, _), value in zip(COLUMNS, cells):
+                for (col, _), value in zip(COLUMNS, cells, strict=True):
                     if str(table.get_cell(str(row.id), col)) != str(value):
                         table.update_cell(str(row.id), col, value, update_width=True)
             else:
@@ -211,10 +235,11 @@ class ColdlabApp(App):
         self.sub_title = f"{self.home.name}  ·  {len(snapshot.rows)} runs{timing}"  # Textual shows titles as plain text
 
     def render_detail(self) -> None:
-        detail = self.snapshot.detail if self.snapshot else None
-        if detail is None or detail.id != self.selected:
+        snapshot = self.snapshot
+        detail = snapshot.detail if snapshot else None
+        if snapshot is None or detail is None or detail.id != self.selected:
             return
-        row = next((r for r in self.snapshot.rows if r.id == detail.id), None)
+        row = next((r for r in snapshot.rows if r.id == detail.id), None)
         title = Text(f"run {detail.id}: {row.name if row else ''} — {row.status if row else ''}")
         if detail.error:
             title.append(f"\n{detail.error}", style="red")
@@ -228,8 +253,11 @@ class ColdlabApp(App):
             self.base.query_one(f"#label-{name}", Static).update(f"{label}:{last} ({len(values)} points)")
         grid = self.base.query_one("#grid", Static)
         grid.update(half_blocks(detail.grid, width=32, max_rows=16) if detail.grid else "no sample grid yet")
-        cfg = {k: detail.config[k] for k in ("kind", "dataset", "autoencoder", "latent", "degradation", "prior", "network", "sampler",
-                                                  "train", "eval") if detail.config.get(k)}
+        cfg = {
+            k: detail.config[k]
+            for k in ("kind", "dataset", "autoencoder", "latent", "degradation", "prior", "network", "sampler", "train", "eval")
+            if detail.config.get(k)
+        }
         self.base.query_one("#config", Static).update(Text(json.dumps(cfg, indent=1), style="dim"))
         self.base.query_one("#log", Static).update(Text("\n".join(detail.log_tail) or "(no log lines)", style="italic"))
 
@@ -306,8 +334,8 @@ class ColdlabApp(App):
     def add_file(self, path: str) -> None:
         """Validate a TOML file and queue its runs; errors are shown, never raised."""
         from coldlab.config import load_experiments
-        from coldlab.errors import ColdlabError
         from coldlab.engine.queueing import queue_runs
+        from coldlab.errors import ColdlabError
 
         try:
             runs = load_experiments(path)
@@ -396,9 +424,9 @@ class ColdlabApp(App):
     def action_help(self) -> None:
         from coldlab.tui.screens import HelpScreen
 
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
 
 
-def run(home: Path) -> int:
+def run(home: Path | Home) -> int:
     ColdlabApp(home).run()
     return 0

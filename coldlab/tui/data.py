@@ -12,12 +12,21 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from coldlab.home import Home, as_home
-from coldlab.store.queries import (eta_seconds, find_run, latest_artifact, latest_evaluation_value, latest_metrics, list_runs, recent_values,
-                                   training_evaluation_values)
+from coldlab.store.queries import (
+    eta_seconds,
+    find_run,
+    latest_artifact,
+    latest_evaluation_value,
+    latest_metrics,
+    list_runs,
+    recent_values,
+    training_evaluation_values,
+)
 
 SERIES = ("train_loss", "val_loss", "fid", "classifier-fid")
 LOSS_NAMES = ("train_loss_step", "train_loss")
@@ -81,13 +90,28 @@ def load_rows(conn: sqlite3.Connection, now: float | None = None) -> list[RunRow
     for r in list_runs(conn):
         fid, fid_name = latest_evaluation_value(conn, r["id"], ("fid", "classifier-fid"))
         values = latest.get(r["id"], {})
-        rows.append(RunRow(
-            id=r["id"], study=r["study"], name=r["name"], status=r["status"], device=r["device"] or "", epoch=r["epoch"],
-            epochs=r["epochs"], step=r["step"], total_steps=r["total_steps"], priority=r["priority"],
-            train_loss=_first(values, LOSS_NAMES), val_loss=_first(values, ("val_loss",)),
-            fid=fid, fid_name=fid_name, eta_s=eta_seconds(r, now), cancel_requested=bool(r["cancel_requested"]), error=r["error"],
-            depends_on=r["depends_on"],
-        ))
+        rows.append(
+            RunRow(
+                id=r["id"],
+                study=r["study"],
+                name=r["name"],
+                status=r["status"],
+                device=r["device"] or "",
+                epoch=r["epoch"],
+                epochs=r["epochs"],
+                step=r["step"],
+                total_steps=r["total_steps"],
+                priority=r["priority"],
+                train_loss=_first(values, LOSS_NAMES),
+                val_loss=_first(values, ("val_loss",)),
+                fid=fid,
+                fid_name=fid_name,
+                eta_s=eta_seconds(r, now),
+                cancel_requested=bool(r["cancel_requested"]),
+                error=r["error"],
+                depends_on=r["depends_on"],
+            )
+        )
     return rows
 
 
@@ -124,8 +148,9 @@ def load_detail(conn: sqlite3.Connection, home: Path | Home, run_id: int) -> Run
         return None
     stored = latest_artifact(conn, run_id, "grid")
     grid = home.file(stored) if stored and home.file(stored).exists() else None
-    return RunDetail(id=run_id, config=json.loads(r["config"]), series=series(conn, run_id), grid=grid,
-                     log_tail=log_tail(home, run_id), error=r["error"])
+    return RunDetail(
+        id=run_id, config=json.loads(r["config"]), series=series(conn, run_id), grid=grid, log_tail=log_tail(home, run_id), error=r["error"]
+    )
 
 
 def load_snapshot(home: Path | Home, selected: int | None, *, now: Callable[[], float] = time.time) -> Snapshot:
@@ -157,8 +182,9 @@ def devices() -> list[dict[str, Any]]:
             util = f"{torch.cuda.utilization(i)}%"
         except Exception:  # needs pynvml; memory is still shown
             util = "n/a"
-        out.append({"device": f"cuda:{i}", "name": torch.cuda.get_device_name(i), "memory_used": total - free,
-                    "memory_total": total, "utilisation": util})
+        out.append(
+            {"device": f"cuda:{i}", "name": torch.cuda.get_device_name(i), "memory_used": total - free, "memory_total": total, "utilisation": util}
+        )
     if not out:
         mem_total = mem_avail = 0
         try:
@@ -168,6 +194,13 @@ def devices() -> list[dict[str, Any]]:
         except (OSError, KeyError, ValueError):
             pass
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        out.append({"device": "cpu", "name": f"{os.cpu_count()} cores", "memory_used": mem_total - mem_avail,
-                    "memory_total": mem_total, "utilisation": f"load {load:.2f}"})
+        out.append(
+            {
+                "device": "cpu",
+                "name": f"{os.cpu_count()} cores",
+                "memory_used": mem_total - mem_avail,
+                "memory_total": mem_total,
+                "utilisation": f"load {load:.2f}",
+            }
+        )
     return out

@@ -66,7 +66,7 @@ class WorkersScreen(ModalScreen[tuple[str, str] | None]):
         self.dismiss(None)
 
 
-class PluginsScreen(Screen):
+class PluginsScreen(Screen[None]):
     """What ``coldlab plugins`` shows."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
@@ -85,7 +85,7 @@ class PluginsScreen(Screen):
             table.add_row(Text(p.name), Text(p.package), Text(p.version), Text(comps), Text(p.error or "", style="red"))
 
 
-class CompareScreen(Screen):
+class CompareScreen(Screen[None]):
     """Marked runs side by side: final metrics in a table, curves stacked per metric; ``e`` exports them."""
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("e", "export", "Export selection")]
@@ -122,7 +122,7 @@ class CompareScreen(Screen):
         for series in ("train_loss", "val_loss"):
             table.add_row(f"{series} (last)", *[format_number(r.series[series][-1]["value"]) if r.series.get(series) else "" for r in runs])
         for name in names:
-            cells = []
+            cells: list[str | Text] = []
             for r in runs:
                 latest = r.latest(name)
                 if latest is None:
@@ -173,11 +173,18 @@ class HelpScreen(ModalScreen[None]):
         self.bindings_list = bindings
 
     def compose(self) -> ComposeResult:
-        lines = ["coldlab dashboard — runs in the store, live.", "",
-                 "Arrows select a run; its curves, latest sample grid, config and log are on the right.", ""]
+        lines = [
+            "coldlab dashboard — runs in the store, live.",
+            "",
+            "Arrows select a run; its curves, latest sample grid, config and log are on the right.",
+            "",
+        ]
         lines += [f"  {b.key_display or b.key:>6}  {b.description}" for b in self.bindings_list]
-        lines += ["", "Workers are separate processes: closing the dashboard does not stop training.",
-                  "FID column: Inception FID, or classifier FID (marked ᶜ) when only that is computed."]
+        lines += [
+            "",
+            "Workers are separate processes: closing the dashboard does not stop training.",
+            "FID column: Inception FID, or classifier FID (marked ᶜ) when only that is computed.",
+        ]
         with Vertical(id="dialog"):
             yield Static("\n".join(lines))
 

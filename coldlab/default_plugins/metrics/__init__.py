@@ -7,10 +7,11 @@ from coldlab.default_plugins.metrics.frechet import ClassifierFID, InceptionFID
 from coldlab.default_plugins.metrics.inception import InceptionScoreMetric
 from coldlab.default_plugins.metrics.normality import KSNormality
 from coldlab.default_plugins.metrics.reconstruction import PSNR, RMSE, SSIM, TestLoss
+from coldlab.hookspecs import Register
 
 
 @hookimpl
-def register_metrics(register):
+def register_metrics(register: Register) -> None:
     register("fid", InceptionFID)
     register("classifier-fid", ClassifierFID)
     register("inception-score", InceptionScoreMetric)

@@ -61,13 +61,25 @@ class ClassHistogram(Metric):
         if self.requested is not None and len(self.requested) == len(pred):
             asked = self.requested.cpu()
             hits = pred == asked
-            agreement = {"requested": asked.tolist(), "agreement": float(hits.double().mean()),
-                         "agreement_per_class": {str(c): float(hits[asked == c].double().mean())
-                                                 for c in asked.unique().tolist()}}
-        return MetricValue(entropy, {**agreement,
-            "counts": counts.tolist(), "entropy_bits": entropy, "max_entropy_bits": math.log2(self.num_classes),
-            "confident_share": float((conf >= self.params.threshold).double().mean()), "threshold": self.params.threshold,
-            "predicted": pred.tolist(), "confidence": [round(float(c), 5) for c in conf],
-            "best": order[:keep].tolist(), "worst": order.flip(0)[:keep].tolist(),
-            "classifier_sha256": self.info["sha256"], "classifier_source": self.info["source"],
-        })
+            agreement = {
+                "requested": asked.tolist(),
+                "agreement": float(hits.double().mean()),
+                "agreement_per_class": {str(c): float(hits[asked == c].double().mean()) for c in asked.unique().tolist()},
+            }
+        return MetricValue(
+            entropy,
+            {
+                **agreement,
+                "counts": counts.tolist(),
+                "entropy_bits": entropy,
+                "max_entropy_bits": math.log2(self.num_classes),
+                "confident_share": float((conf >= self.params.threshold).double().mean()),
+                "threshold": self.params.threshold,
+                "predicted": pred.tolist(),
+                "confidence": [round(float(c), 5) for c in conf],
+                "best": order[:keep].tolist(),
+                "worst": order.flip(0)[:keep].tolist(),
+                "classifier_sha256": self.info["sha256"],
+                "classifier_source": self.info["source"],
+            },
+        )

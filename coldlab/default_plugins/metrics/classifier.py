@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -38,18 +38,26 @@ class SmallClassifier(nn.Module):
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(3), nn.Flatten(),
-            nn.Linear(576, FEATURES), nn.ReLU(),
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(3),
+            nn.Flatten(),
+            nn.Linear(576, FEATURES),
+            nn.ReLU(),
         )
         self.head = nn.Linear(FEATURES, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return cast("torch.Tensor", self.body(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        return cast("torch.Tensor", self.head(self.body(x)))
 
 
 class FeatureView(nn.Module):
@@ -82,9 +90,18 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / max(1, images.shape[0])
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, *, epochs: int = 5, seed: int = 0,
-                     batch_size: int = 128, lr: float = 1e-3, min_steps: int = 200,
-                     device: torch.device | str = "cpu") -> SmallClassifier:
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    epochs: int = 5,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    min_steps: int = 200,
+    device: torch.device | str = "cpu",
+) -> SmallClassifier:
     """Train a :class:`SmallClassifier` with Adam on ``images`` (in the dataset's value range) for
     ``epochs`` epochs, or more if that is fewer than ``min_steps`` steps (small datasets)."""
     torch.manual_seed(seed)
@@ -99,7 +116,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
             idx = perm[i : i + batch_size]
             loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
     return model.eval().requires_grad_(False)
 
@@ -124,7 +141,7 @@ def classifier_for(ctx: Any, *, epochs: int = 5) -> tuple[SmallClassifier, dict[
     from coldlab.components.metric import MetricUnavailable
 
     if "classifier" in ctx.shared:
-        return ctx.shared["classifier"]
+        return cast("tuple[SmallClassifier, dict[str, Any]]", ctx.shared["classifier"])
     name = ctx.dataset_spec["name"]
     channels = ctx.shape[0]
     if ctx.num_classes < 2:
@@ -133,6 +150,7 @@ def classifier_for(ctx: Any, *, epochs: int = 5) -> tuple[SmallClassifier, dict[
         blob = torch.load(WEIGHTS_DIR / BUNDLED[name], map_location="cpu", weights_only=True)
         source = f"bundled ({BUNDLED[name]})"
     else:
+
         def train() -> dict[str, torch.Tensor]:
             images, labels = ctx.train_set()
             model = train_classifier(images, labels, ctx.num_classes, epochs=epochs, device=ctx.device)
@@ -141,11 +159,12 @@ def classifier_for(ctx: Any, *, epochs: int = 5) -> tuple[SmallClassifier, dict[
             blob = package(model, {"dataset": ctx.dataset_spec, "epochs": epochs, "test_accuracy": acc})
             return {**blob["state_dict"], "_test_accuracy": torch.tensor(acc)}
 
-        flat = ctx.cached("classifiers", {"dataset": ctx.dataset_spec, "epochs": epochs, "shape": ctx.shape,
-                                          "classes": ctx.num_classes}, train)
+        flat = ctx.cached("classifiers", {"dataset": ctx.dataset_spec, "epochs": epochs, "shape": ctx.shape, "classes": ctx.num_classes}, train)
         state = {k: v for k, v in flat.items() if not k.startswith("_")}
-        blob = {"state_dict": state, "info": {"dataset": ctx.dataset_spec, "epochs": epochs,
-                                               "test_accuracy": float(flat["_test_accuracy"]), "sha256": state_hash(state)}}
+        blob = {
+            "state_dict": state,
+            "info": {"dataset": ctx.dataset_spec, "epochs": epochs, "test_accuracy": float(flat["_test_accuracy"]), "sha256": state_hash(state)},
+        }
         source = "trained on first use (cached)"
     model, info = load(blob, channels, ctx.num_classes, ctx.device)
     info["source"] = source

@@ -28,7 +28,7 @@ def _rss_bytes() -> int:
 class _RSSPeak:
     """Polls the resident set size in a thread; ``peak`` is the largest value seen."""
 
-    def __enter__(self) -> "_RSSPeak":
+    def __enter__(self) -> _RSSPeak:
         self.start = self.peak = _rss_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -77,8 +77,17 @@ class SamplingCost(Metric):
         else:
             peak, base, memory = rss.peak, rss.start, "process RSS"
         steps = len(ctx.sampler.steps(ctx.degradation.T)) - 1
-        return MetricValue(seconds / done, {
-            "seconds": seconds, "samples": done, "batch_size": batch, "steps": steps, "peak_memory_bytes": int(peak),
-            "peak_memory_above_start_bytes": int(peak - base), "memory": memory, "device": str(ctx.device),
-            "sampler": getattr(ctx.sampler, "component_name", type(ctx.sampler).__name__),
-        })
+        return MetricValue(
+            seconds / done,
+            {
+                "seconds": seconds,
+                "samples": done,
+                "batch_size": batch,
+                "steps": steps,
+                "peak_memory_bytes": int(peak),
+                "peak_memory_above_start_bytes": int(peak - base),
+                "memory": memory,
+                "device": str(ctx.device),
+                "sampler": getattr(ctx.sampler, "component_name", type(ctx.sampler).__name__),
+            },
+        )

@@ -11,7 +11,7 @@ extractor on real images again.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -47,7 +47,7 @@ def real_statistics(ctx: Any, extractor: Extractor, batch_size: int) -> dict[str
         return {k: getattr(metric, k) for k in _REAL_STATES}
 
     key = {"dataset": ctx.dataset_spec, "split": "test", "extractor": extractor.name, "sha256": extractor.sha256}
-    return ctx.cached("real-stats", key, compute)
+    return cast("dict[str, torch.Tensor]", ctx.cached("real-stats", key, compute))
 
 
 class FrechetDistance(Metric):
@@ -76,8 +76,17 @@ class FrechetDistance(Metric):
 
     def compute(self) -> MetricValue:
         value = float(self.metric.compute())
-        return MetricValue(value, {"extractor": self.ext.name, "extractor_sha256": self.ext.sha256, "samples": self.n_fake,
-                                   "real_images": self.n_real, "real_split": "test", **self.ext.info})
+        return MetricValue(
+            value,
+            {
+                "extractor": self.ext.name,
+                "extractor_sha256": self.ext.sha256,
+                "samples": self.n_fake,
+                "real_images": self.n_real,
+                "real_split": "test",
+                **self.ext.info,
+            },
+        )
 
 
 class ClassifierFID(FrechetDistance):
@@ -89,8 +98,12 @@ class ClassifierFID(FrechetDistance):
 
     def extractor(self, ctx: Any) -> Extractor:
         model, info = classifier_for(ctx, epochs=self.params.epochs)
-        return Extractor(FeatureView(model), "small-classifier", info["sha256"],
-                         {"classifier_source": info["source"], "classifier_test_accuracy": info.get("test_accuracy")})
+        return Extractor(
+            FeatureView(model),
+            "small-classifier",
+            info["sha256"],
+            {"classifier_source": info["source"], "classifier_test_accuracy": info.get("test_accuracy")},
+        )
 
 
 class InceptionFID(FrechetDistance):

@@ -16,7 +16,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -62,12 +62,11 @@ def build_inception_network(features: str, weights: Path | None) -> nn.Module:
     function with a tiny stand-in network.
     """
     try:
-        from torchmetrics.image.fid import NoTrainInceptionV3
         import torch_fidelity  # noqa: F401
+        from torchmetrics.image.fid import NoTrainInceptionV3
     except ImportError as err:
         raise MetricUnavailable(f"torch-fidelity is not installed ({err}); pip install torch-fidelity") from None
-    return NoTrainInceptionV3(name="inception-v3-compat", features_list=[features],
-                              feature_extractor_weights_path=str(weights) if weights else None)
+    return NoTrainInceptionV3(name="inception-v3-compat", features_list=[features], feature_extractor_weights_path=str(weights) if weights else None)
 
 
 class InceptionInput(nn.Module):
@@ -84,7 +83,7 @@ class InceptionInput(nn.Module):
         x = to_unit(x.float(), self.value_range).mul(255).round().to(torch.uint8)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        return self.network(x).reshape(x.shape[0], -1)
+        return cast("torch.Tensor", self.network(x).reshape(x.shape[0], -1))
 
 
 def load_inception(ctx: Any, features: str, explicit: str = "", download: bool = False) -> tuple[nn.Module, str, str]:
@@ -140,6 +139,14 @@ class InceptionScoreMetric(Metric):
             with warnings.catch_warnings():  # the std of a single split is undefined (None below)
                 warnings.simplefilter("ignore", UserWarning)
                 mean, std = self.metric.compute()
-        return MetricValue(float(mean), {"std": float(std) if self.params.splits > 1 else None, "splits": self.params.splits, "samples": self.n,
-                                         "extractor": "inception-v3-logits_unbiased", "weights": self.path,
-                                         "extractor_sha256": self.sha})
+        return MetricValue(
+            float(mean),
+            {
+                "std": float(std) if self.params.splits > 1 else None,
+                "splits": self.params.splits,
+                "samples": self.n,
+                "extractor": "inception-v3-logits_unbiased",
+                "weights": self.path,
+                "extractor_sha256": self.sha,
+            },
+        )

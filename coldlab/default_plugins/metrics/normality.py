@@ -43,6 +43,15 @@ class KSNormality(Metric):
         for t in steps:
             flat = deg.degrade(x, t, noise).flatten().double().cpu().numpy()
             p_values.append(float(stats.kstest(flat, "norm").pvalue))
-        first = next((t for t, p in zip(steps, p_values) if p > self.params.alpha), None)
-        return MetricValue(first, {"t": steps, "p": p_values, "first_t": first, "alpha": self.params.alpha,
-                                   "images": int(x.shape[0]), "points_per_test": int(x[0].numel() * x.shape[0])})
+        first = next((t for t, p in zip(steps, p_values, strict=True) if p > self.params.alpha), None)
+        return MetricValue(
+            first,
+            {
+                "t": steps,
+                "p": p_values,
+                "first_t": first,
+                "alpha": self.params.alpha,
+                "images": int(x.shape[0]),
+                "points_per_test": int(x[0].numel() * x.shape[0]),
+            },
+        )

@@ -12,7 +12,7 @@ else ``levels`` (fractions of T). ``test-loss`` is the training objective (the r
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ class ReconstructionMetric(Metric):
         return sorted({max(1, round(level * T)) for level in self.params.levels})
 
     def reconstruction_images(self) -> int:
-        return self.params.images
+        return cast("int", self.params.images)
 
     def make(self) -> Any:
         raise NotImplementedError
@@ -56,7 +56,9 @@ class ReconstructionMetric(Metric):
         metric.update(recon, original)
 
     def reset(self, ctx: Any) -> None:
-        self.ctx, self.per_t, self.count = ctx, {}, {}
+        self.ctx = ctx
+        self.per_t: dict[int, Any] = {}
+        self.count: dict[int, int] = {}
 
     @torch.no_grad()
     def update(self, batch: ReconstructionBatch) -> None:
@@ -68,9 +70,10 @@ class ReconstructionMetric(Metric):
 
     def compute(self) -> MetricValue:
         per_t = {t: float(m.compute()) for t, m in sorted(self.per_t.items())}
-        return MetricValue(sum(per_t.values()) / len(per_t),
-                           {"per_t": {str(t): v for t, v in per_t.items()}, "images": next(iter(self.count.values())),
-                            "space": "[0, 1], clamped"})
+        return MetricValue(
+            sum(per_t.values()) / len(per_t),
+            {"per_t": {str(t): v for t, v in per_t.items()}, "images": next(iter(self.count.values())), "space": "[0, 1], clamped"},
+        )
 
 
 class RMSE(ReconstructionMetric):
@@ -81,7 +84,7 @@ class RMSE(ReconstructionMetric):
     def make(self) -> Any:
         return MeanMetric()
 
-    def feed(self, metric, recon, original):
+    def feed(self, metric: Any, recon: torch.Tensor, original: torch.Tensor) -> None:
         metric.update(((recon - original) ** 2).flatten(1).mean(1).sqrt())
 
 
@@ -102,7 +105,7 @@ class PSNR(ReconstructionMetric):
     def make(self) -> Any:
         return MeanMetric()
 
-    def feed(self, metric, recon, original):
+    def feed(self, metric: Any, recon: torch.Tensor, original: torch.Tensor) -> None:
         metric.update(psnr(recon, original))
 
 

@@ -38,15 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     model = train_classifier(images, labels, dataset.num_classes, epochs=args.epochs, seed=args.seed)
     acc = accuracy(model, test_x, test_y)
     command = f"python -m coldlab.default_plugins.metrics.train_classifier --dataset {args.dataset} --epochs {args.epochs} --seed {args.seed}"
-    blob = package(model, {"dataset": {"name": args.dataset}, "epochs": args.epochs, "seed": args.seed,
-                           "test_accuracy": acc, "command": command})
+    blob = package(model, {"dataset": {"name": args.dataset}, "epochs": args.epochs, "seed": args.seed, "test_accuracy": acc, "command": command})
     out = Path(args.out) if args.out else WEIGHTS_DIR / BUNDLED[args.dataset]
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(blob, buffer)
     out.write_bytes(buffer.getvalue())
-    print(f"{args.dataset}: test accuracy {acc:.4f}, {time.perf_counter() - start:.0f} s, "
-          f"sha256 {blob['info']['sha256'][:16]}, {out.stat().st_size // 1024} KiB -> {out}", file=sys.stderr)
+    print(
+        f"{args.dataset}: test accuracy {acc:.4f}, {time.perf_counter() - start:.0f} s, "
+        f"sha256 {blob['info']['sha256'][:16]}, {out.stat().st_size // 1024} KiB -> {out}",
+        file=sys.stderr,
+    )
     return 0
 
 

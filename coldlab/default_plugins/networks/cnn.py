@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -27,7 +28,7 @@ class CNN(Network):
         time_hidden: list[int] = param([128, 128], "hidden layer sizes of the time MLP", min=1)
         conditional: bool = param(False, "take a class label (with a null label for guidance)")
 
-    def __init__(self, params, shape=(1, 28, 28), num_classes=0):
+    def __init__(self, params: Any, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 0) -> None:
         super().__init__(params, shape, num_classes)
         C, H, W = self.shape
         if not params.channels:
@@ -63,4 +64,4 @@ class CNN(Network):
         h = h + cond[:, :, None, None]
         for block in self.blocks[1:]:
             h = block(h)
-        return self.out(h)
+        return cast("torch.Tensor", self.out(h))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +32,7 @@ class ConvNextBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.depthwise(x) + self.mlp(emb)[:, :, None, None]
-        return self.net(h) + self.residual(x)
+        return cast("torch.Tensor", self.net(h) + self.residual(x))
 
 
 class LinearAttention(nn.Module):
@@ -51,7 +53,7 @@ class LinearAttention(nn.Module):
         k = k.softmax(dim=-1)
         context = torch.einsum("bhdn,bhen->bhde", k, v)
         out = torch.einsum("bhde,bhdn->bhen", context, q).reshape(B, -1, H, W)
-        return x + self.out(out)
+        return cast("torch.Tensor", x + self.out(out))
 
 
 class ConvNextUNet(Network):
@@ -69,31 +71,32 @@ class ConvNextUNet(Network):
         attention: bool = param(True, "linear attention in every level")
         conditional: bool = param(False, "take a class label (with a null label for guidance)")
 
-    def __init__(self, params, shape=(1, 28, 28), num_classes=0):
+    def __init__(self, params: Any, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 0) -> None:
         super().__init__(params, shape, num_classes)
         C = self.shape[0]
         dim = params.base_channels
         dims = [C] + [dim * m for m in params.channel_mults]
-        pairs = list(zip(dims[:-1], dims[1:]))
+        pairs = list(itertools.pairwise(dims))
         tdim = dim
         self.time_mlp = nn.Sequential(SinusoidalEmbedding(dim), nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, tdim))
         self.labels = self.label_embedding(tdim)
 
-        def block(a, b, norm=True):
+        def block(a: int, b: int, norm: bool = True) -> nn.Module:
             return ConvNextBlock(a, b, tdim, params.expansion, params.pointwise_kernel, norm)
 
-        def attn(d):
+        def attn(d: int) -> nn.Module:
             return LinearAttention(d) if params.attention else nn.Identity()
 
         self.downs = nn.ModuleList()
         for i, (a, b) in enumerate(pairs):
             last = i == len(pairs) - 1
-            self.downs.append(nn.ModuleList([block(a, b, norm=i != 0), block(b, b), attn(b),
-                                             nn.Conv2d(b, b, 4, 2, 1) if not last else nn.Identity()]))
+            self.downs.append(
+                nn.ModuleList([block(a, b, norm=i != 0), block(b, b), attn(b), nn.Conv2d(b, b, 4, 2, 1) if not last else nn.Identity()])
+            )
         mid = dims[-1]
         self.mid1, self.mid_attn, self.mid2 = block(mid, mid), attn(mid), block(mid, mid)
         self.ups = nn.ModuleList()
-        for i, (a, b) in enumerate(reversed(pairs[1:])):
+        for a, b in reversed(pairs[1:]):
             self.ups.append(nn.ModuleList([block(b * 2, a), block(a, a), attn(a), nn.ConvTranspose2d(a, a, 4, 2, 1)]))
         self.final = block(dim, dim)
         self.out = nn.Conv2d(dim, C, 1)
@@ -104,13 +107,15 @@ class ConvNextUNet(Network):
         if label is not None:
             emb = emb + label
         h, skips = z, []
-        for block1, block2, attn, down in self.downs:
+        for level in self.downs:
+            block1, block2, attn, down = list(cast(nn.ModuleList, level))
             h = attn(block2(block1(h, emb), emb))
             skips.append(h)
             h = down(h)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
         # As in Bansal et al.: the deepest skip meets the middle, the first level's is unused.
-        for block1, block2, attn, up in self.ups:
+        for level in self.ups:
+            block1, block2, attn, up = list(cast(nn.ModuleList, level))
             skip = skips.pop()
             if h.shape[-2:] != skip.shape[-2:]:
                 h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
@@ -118,4 +123,4 @@ class ConvNextUNet(Network):
             h = up(h)
         if h.shape[-2:] != z.shape[-2:]:
             h = F.interpolate(h, size=z.shape[-2:], mode="nearest")
-        return self.out(self.final(h, emb))
+        return cast("torch.Tensor", self.out(self.final(h, emb)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.in_layers(x) + self.emb(emb)[:, :, None, None]
-        return self.skip(x) + self.out_layers(h)
+        return cast("torch.Tensor", self.skip(x) + self.out_layers(h))
 
 
 class SelfAttention(nn.Module):
@@ -40,7 +41,7 @@ class SelfAttention(nn.Module):
         B, C, H, W = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).unbind(1)
         out = F.scaled_dot_product_attention(q.transpose(1, 2)[:, None], k.transpose(1, 2)[:, None], v.transpose(1, 2)[:, None])
-        return x + self.proj(out[:, 0].transpose(1, 2).reshape(B, C, H, W))
+        return cast("torch.Tensor", x + self.proj(out[:, 0].transpose(1, 2).reshape(B, C, H, W)))
 
 
 class DDPMUNet(Network):
@@ -59,7 +60,7 @@ class DDPMUNet(Network):
         norm_groups: int = param(32, "GroupNorm groups (reduced to a divisor of the channels)", min=1)
         conditional: bool = param(False, "take a class label (with a null label for guidance)")
 
-    def __init__(self, params, shape=(1, 28, 28), num_classes=0):
+    def __init__(self, params: Any, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 0) -> None:
         super().__init__(params, shape, num_classes)
         C = self.shape[0]
         ch, g = params.base_channels, params.norm_groups
@@ -124,4 +125,4 @@ class DDPMUNet(Network):
                 k += 1
             if i != 0:
                 h = self.upsample[j](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.out(h)
+        return cast("torch.Tensor", self.out(h))

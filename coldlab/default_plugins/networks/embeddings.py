@@ -12,6 +12,8 @@ class CnnTimeEncoding(nn.Module):
     """The reports' CNN encoding of t/T: frequencies [0, 2pi*1.5^0, ..., 2pi*1.5^(n-2)],
     features sin(f t) and cos(f t) - 1 (2n values, all zero at t = 0)."""
 
+    frequencies: torch.Tensor
+
     def __init__(self, frequencies: int = 16) -> None:
         super().__init__()
         freqs = torch.tensor([0.0] + [2 * math.pi * 1.5**i for i in range(frequencies - 1)])
@@ -28,6 +30,8 @@ class CnnTimeEncoding(nn.Module):
 
 class SinusoidalEmbedding(nn.Module):
     """Vaswani et al.'s positional embedding of the step t = t_frac * scale (dim values)."""
+
+    freqs: torch.Tensor
 
     def __init__(self, dim: int, scale: float = 1000.0) -> None:
         super().__init__()
