@@ -34,6 +34,7 @@ _LAZY = {
             "WorkerHandle",
             "as_steps",
             "data_root",
+            "generator_device",
         )
     },
     "hookimpl": "coldlab.hookspecs",
@@ -68,6 +69,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers
         WorkerHandle,
         as_steps,
         data_root,
+        generator_device,
     )
     from coldlab.hookspecs import hookimpl
     from coldlab.params import SEED_MAX, NoParams, param
@@ -112,6 +114,7 @@ __all__ = [
     "as_steps",
     "build",
     "data_root",
+    "generator_device",
     "get_registry",
     "hookimpl",
     "param",

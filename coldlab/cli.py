@@ -96,21 +96,23 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     from coldlab.engine.reevaluate import evaluate_run, print_evaluation
+    from coldlab.engine.session import data_session
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     sample_class = None if args.sample_class is None else ("all" if args.sample_class == "all" else _class_index(args.sample_class))
-    out = evaluate_run(
-        _home(args),
-        args.run,
-        epoch=args.checkpoint,
-        metrics=args.metrics,
-        sampler=args.sampler,
-        steps=args.steps,
-        samples=args.samples,
-        device=device,
-        guidance=args.guidance,
-        sample_class=sample_class,
-    )
+    with data_session():
+        out = evaluate_run(
+            _home(args),
+            args.run,
+            epoch=args.checkpoint,
+            metrics=args.metrics,
+            sampler=args.sampler,
+            steps=args.steps,
+            samples=args.samples,
+            device=device,
+            guidance=args.guidance,
+            sample_class=sample_class,
+        )
     print_evaluation(out, args.json)
     return 0
 
@@ -123,18 +125,20 @@ def _class_index(text: str) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from coldlab.engine.session import data_session
     from coldlab.report.export import export, parse_formats
 
     formats = parse_formats(args.format)
-    manifest = export(
-        _home(args),
-        Path(args.out),
-        studies=args.study,
-        run_ids=args.runs,
-        formats=formats,
-        model_figures=not args.no_model_figures,
-        warn=lambda m: print(f"coldlab: warning: {m}", file=sys.stderr),
-    )
+    with data_session():  # the model figures' datasets, dropped when the export ends
+        manifest = export(
+            _home(args),
+            Path(args.out),
+            studies=args.study,
+            run_ids=args.runs,
+            formats=formats,
+            model_figures=not args.no_model_figures,
+            warn=lambda m: print(f"coldlab: warning: {m}", file=sys.stderr),
+        )
     n_fig = sum(len(s["figures"]) for s in manifest["studies"])
     written = "report.html, " if "report" in manifest else ""
     print(

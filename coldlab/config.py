@@ -22,7 +22,7 @@ import dataclasses
 import sys
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from coldlab.errors import ColdlabError
 from coldlab.params import SEED_MAX, param, suggest, validate
@@ -101,39 +101,60 @@ AUTOENCODER_KEYS = ("study", "name", "kind", "seeds", "train", "eval", "dataset"
 KINDS = ("diffusion", "autoencoder")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class RunSpec:
-    """One run: an experiment at one seed, every component fully resolved."""
+    """One run: an experiment at one seed, every component fully resolved. What every kind of run has;
+    each kind has its own spec type (:class:`DiffusionSpec`, :class:`AutoencoderSpec`), and the stored spec
+    (:meth:`to_dict`, JSON) holds exactly its kind's tables."""
 
+    kind: ClassVar[str] = ""
     study: str
     name: str
     seed: int
     dataset: dict[str, Any]
-    network: dict[str, Any]
-    degradation: dict[str, Any]
-    prior: dict[str, Any]
-    sampler: dict[str, Any]
     train: dict[str, Any]
     eval: dict[str, Any]
-    kind: str = "diffusion"
-    autoencoder: dict[str, Any] | None = None  # kind = "autoencoder": the autoencoder trained
-    latent: dict[str, Any] | None = None  # latent diffusion: {"run": NAME, "study": S} or {"checkpoint": PATH}
-    experiment: str = ""  # the [[experiment]] this run comes from (not stored in the spec)
+    experiment: str = ""  # the [[experiment]] this run comes from (stored as a field of the run, not in the spec)
 
     def __post_init__(self) -> None:
         self.experiment = self.experiment or self.name
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as stored with the run; ``kind``, ``autoencoder`` and ``latent`` only where they
-        are set (so plain diffusion specs stay as they were before latent diffusion existed)."""
+        """The spec as stored with the run."""
         out = dataclasses.asdict(self)
         del out["experiment"]
-        if out["kind"] == "diffusion":
-            del out["kind"]
-        for key in ("autoencoder", "latent"):
-            if out[key] is None:
-                del out[key]
         return out
+
+
+@dataclasses.dataclass(kw_only=True)
+class DiffusionSpec(RunSpec):
+    """A diffusion run (``kind = "diffusion"``, the default)."""
+
+    kind: ClassVar[str] = "diffusion"
+    network: dict[str, Any]
+    degradation: dict[str, Any]
+    prior: dict[str, Any]
+    sampler: dict[str, Any]
+    latent: dict[str, Any] | None = None  # latent diffusion: {"run": NAME, "study": S} or {"checkpoint": PATH}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Without ``kind`` and, outside latent diffusion, without ``latent`` (specs stay as they were
+        before either existed)."""
+        out = super().to_dict()
+        if out["latent"] is None:
+            del out["latent"]
+        return out
+
+
+@dataclasses.dataclass(kw_only=True)
+class AutoencoderSpec(RunSpec):
+    """An autoencoder run (``kind = "autoencoder"``): the autoencoder trained, for latent diffusion."""
+
+    kind: ClassVar[str] = "autoencoder"
+    autoencoder: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **super().to_dict()}
 
 
 @dataclasses.dataclass
@@ -268,18 +289,13 @@ def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[
     train = _settings(AutoencoderTrainSettings, raw.get("train", {}), "train")
     evaluation = _settings(AutoencoderEvalSettings, raw.get("eval", {}), "eval")
     return [
-        RunSpec(
+        AutoencoderSpec(
             study=raw["study"],
             name=name,
             seed=seed,
             dataset=resolved["dataset"],
-            network={},
-            degradation={},
-            prior={},
-            sampler={},
             train={**train, "seed": seed},
             eval=evaluation,
-            kind="autoencoder",
             autoencoder=resolved["autoencoder"],
             experiment=raw["name"],
         )
@@ -316,9 +332,9 @@ def _resolve_latent(value: Any, base_dir: Path) -> dict[str, Any]:
 
 def _link_latents(runs: list[RunSpec], experiments: dict[str, str]) -> None:
     """Point every latent diffusion run at the autoencoder run it names (same file); check the data agree."""
-    autoencoders = {(r.study, r.name): r for r in runs if r.kind == "autoencoder"}
+    autoencoders = {(r.study, r.name): r for r in runs if isinstance(r, AutoencoderSpec)}
     for run in runs:
-        if not run.latent or "run" not in run.latent:
+        if not isinstance(run, DiffusionSpec) or not run.latent or "run" not in run.latent:
             continue
         wanted, study = run.latent["run"], run.latent.get("study")
         found = [r for (s, n), r in autoencoders.items() if n == wanted and (study is None or s == study)]
@@ -403,7 +419,7 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
             where=("degradation",),
         )
     return [
-        RunSpec(
+        DiffusionSpec(
             study=raw["study"],
             name=name,
             seed=seed,
@@ -480,7 +496,7 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
                     where=(where,),
                 )
         kept = [r for r in runs if r.name in only or r.study in only or r.experiment in only]
-        needed = {(r.latent["study"], r.latent["run"]) for r in kept if r.latent and "run" in r.latent}
+        needed = {(r.latent["study"], r.latent["run"]) for r in kept if isinstance(r, DiffusionSpec) and r.latent and "run" in r.latent}
         runs = [r for r in runs if r in kept or (r.study, r.name) in needed]  # an autoencoder its latent runs need
     return runs
 

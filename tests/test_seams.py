@@ -7,6 +7,8 @@ import ast
 import json
 from pathlib import Path
 
+import torch
+
 import coldlab
 from coldlab.components.metric import EvalContext
 
@@ -204,3 +206,65 @@ def test_a_third_party_mimic_of_gmm_morph_and_ddim_is_treated_as_the_built_ins_a
 
     assert cells("builtin") == {**cells("mimic"), "degradation": "morph", "sampler": "ddim eta=0.0"}
     assert cells("mimic")["degradation"] == "blend" and cells("mimic")["sampler"] == "implicit eta=0.0"
+
+
+def test_a_data_session_owns_what_its_runs_loaded_and_drops_it_at_its_end(registry):
+    """Datasets (and encoded latents) live as long as the session that loaded them: a worker's runs share
+    them, and closing the session frees them; outside any session, the process's default session keeps them."""
+    from coldlab.engine.data import load_dataset
+    from coldlab.engine.session import current_session, data_session, default_session
+
+    spec = registry.resolve("dataset", {"name": "synthetic", "train": 16, "test": 8})
+    with data_session() as session:
+        assert current_session() is session
+        images, _ = load_dataset(registry, spec, "test")
+        assert load_dataset(registry, spec, "test")[0] is images  # shared within the session
+        assert len(session.datasets) == 1 and not any(k[0] == repr(spec) for k in default_session().datasets)
+    assert session.datasets == {} and current_session() is default_session()
+    with data_session():
+        assert load_dataset(registry, spec, "test")[0] is not images  # a new session loads again
+        assert torch.equal(load_dataset(registry, spec, "test")[0], images)
+
+
+def test_one_helper_says_where_a_generator_draws():
+    import torch
+
+    from coldlab import generator_device
+
+    assert generator_device(None) == torch.device("cpu")
+    assert generator_device(None, "meta") == torch.device("meta")
+    assert generator_device(torch.Generator()) == torch.device("cpu")
+    sources = [p.read_text() for p in (ROOT / "default_plugins").rglob("*.py")]
+    assert not any("generator.device if generator" in s for s in sources)
+
+
+def test_each_run_kind_has_its_own_spec_type_and_old_autoencoder_specs_are_migrated(tmp_path):
+    import sqlite3
+
+    from coldlab.config import AutoencoderSpec, DiffusionSpec, load_experiments
+    from coldlab.store import connect
+    from coldlab.store.migrations import MIGRATIONS
+
+    path = tmp_path / "e.toml"
+    path.write_text('[[experiment]]\nstudy = "s"\nname = "vae"\nkind = "autoencoder"\ndataset = "synthetic"\n'
+                    'autoencoder = { name = "vae" }\n'
+                    '[[experiment]]\nstudy = "s"\nname = "ldm"\ndataset = "synthetic"\nnetwork = { name = "cnn", channels = [4] }\n'
+                    'degradation = { name = "gaussian", schedule = { name = "linear", T = 10 } }\nsampler = "ddim"\n'
+                    'latent = { run = "vae" }\n')
+    vae, ldm = sorted(load_experiments(path), key=lambda r: r.name, reverse=True)
+    assert isinstance(vae, AutoencoderSpec) and isinstance(ldm, DiffusionSpec)
+    assert set(vae.to_dict()) == {"kind", "study", "name", "seed", "dataset", "train", "eval", "autoencoder"}
+    assert "kind" not in ldm.to_dict() and ldm.to_dict()["latent"] == {"run": "vae", "study": "s"}
+
+    raw = sqlite3.connect(tmp_path / "coldlab.db")
+    raw.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:5]:
+        fn(raw)
+        raw.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
+    old = {**vae.to_dict(), "network": {}, "degradation": {}, "prior": {}, "sampler": {}}
+    raw.execute("INSERT INTO runs (study, name, config, created) VALUES ('s', 'vae', ?, 0)", (json.dumps(old, sort_keys=True),))
+    raw.execute("INSERT INTO runs (study, name, config, created) VALUES ('s', 'ldm', ?, 0)", (json.dumps(ldm.to_dict(), sort_keys=True),))
+    raw.commit()
+    raw.close()
+    stored = [json.loads(r[0]) for r in connect(tmp_path / "coldlab.db").execute("SELECT config FROM runs ORDER BY id")]
+    assert stored == [json.loads(json.dumps(vae.to_dict())), json.loads(json.dumps(ldm.to_dict()))]

@@ -7,6 +7,7 @@ from coldlab.components.executor import Executor, WorkerHandle
 from coldlab.components.metric import EvalContext, Metric, MetricUnavailable, MetricValue, ReconstructionBatch, SampleBatch
 from coldlab.components.network import Network
 from coldlab.components.prior import Prior
+from coldlab.components.randomness import generator_device
 from coldlab.components.sampler import Sampler, SampleResult
 from coldlab.components.schedule import Schedule
 
@@ -32,4 +33,5 @@ __all__ = [
     "WorkerHandle",
     "as_steps",
     "data_root",
+    "generator_device",
 ]

@@ -82,8 +82,9 @@ class Degradation:
 
     @classmethod
     def describe(cls, spec: dict[str, Any]) -> str:
-        """How tables name a degradation of this resolved table: its name and what the network predicts."""
-        return f"{spec['name']} ({spec['target']})" if "target" in spec else str(spec["name"])
+        """How tables name a degradation of this resolved table (default: its name; a degradation whose
+        table says more worth a column, as gaussian's ``target``, overrides this)."""
+        return str(spec["name"])
 
     def sample_noise(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """The randomness of one forward pass for the batch ``x`` (None if deterministic)."""

@@ -64,8 +64,8 @@ class Sampler:
 
     @classmethod
     def describe(cls, spec: dict[str, Any]) -> str:
-        """How tables name a sampler of this resolved table (its name, and ``eta`` where it has one)."""
-        return str(spec["name"]) + (f" eta={spec['eta']}" if "eta" in spec else "")
+        """How tables name a sampler of this resolved table (default: its name; ddim adds ``eta``)."""
+        return str(spec["name"])
 
     def check(self, degradation: Degradation) -> None:
         """Raise a :class:`ColdlabError` if this sampler cannot run with ``degradation``."""

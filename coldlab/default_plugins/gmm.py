@@ -14,7 +14,7 @@ from typing import Literal, cast
 
 import torch
 
-from coldlab import SEED_MAX, Degradation, Prior, hookimpl, param
+from coldlab import SEED_MAX, Degradation, Prior, generator_device, hookimpl, param
 from coldlab.hookspecs import Register
 
 
@@ -88,7 +88,7 @@ class GmmPrior(Prior):
 
     def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         weights, means, covs = self.state["weights"], self.state["means"], self.state["covs"]
-        gdev = generator.device if generator is not None else torch.device("cpu")
+        gdev = generator_device(generator)
         which = torch.multinomial(weights.to(gdev), n, replacement=True, generator=generator).cpu()
         noise = torch.randn((n, means.shape[1]), generator=generator, device=gdev, dtype=torch.float64).cpu()
         if covs.dim() == 3:

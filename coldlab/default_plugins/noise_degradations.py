@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-from coldlab import ColdlabError, DataContext, Degradation, as_steps, hookimpl, param
+from coldlab import ColdlabError, DataContext, Degradation, as_steps, generator_device, hookimpl, param
 from coldlab.components.degradation import DeviceCache
 from coldlab.components.schedule import Schedule
 from coldlab.hookspecs import Register
@@ -60,6 +60,11 @@ class GaussianDegradation(InterpolationDegradation):
     def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.target = params.target
+
+    @classmethod
+    def describe(cls, spec: dict[str, Any]) -> str:
+        """``gaussian (eps)``: the name and what the network predicts."""
+        return f"{spec['name']} ({spec['target']})"
 
     def sample_noise(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -136,8 +141,7 @@ class MorphDegradation(InterpolationDegradation):
     def sample_noise(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.targets is None:
             raise ColdlabError("morph has no target images", hint="call prepare() or set_targets() before use")
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        idx = torch.randint(0, self.targets.shape[0], (x.shape[0],), generator=generator, device=gen_device)
+        idx = torch.randint(0, self.targets.shape[0], (x.shape[0],), generator=generator, device=generator_device(generator))
         return self.targets[idx.to(self.targets.device)].to(device=x.device, dtype=x.dtype)
 
 

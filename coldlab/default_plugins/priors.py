@@ -9,17 +9,12 @@ from typing import cast
 import torch
 import torch.nn.functional as F
 
-from coldlab import ColdlabError, Degradation, Prior, hookimpl, param
+from coldlab import ColdlabError, Degradation, Prior, generator_device, hookimpl, param
 from coldlab.hookspecs import Register
 
 
 def _randint(high: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
-    device = generator.device if generator is not None else torch.device("cpu")
-    return torch.randint(0, high, (n,), generator=generator, device=device).cpu()
-
-
-def _gen_device(generator: torch.Generator | None) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
+    return torch.randint(0, high, (n,), generator=generator, device=generator_device(generator)).cpu()
 
 
 def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -38,7 +33,7 @@ class GaussianPrior(Prior):
     """z_T ~ N(0, I) (DDPM, DDIM)."""
 
     def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.randn((n, *shape), generator=generator, device=_gen_device(generator)).to(device)
+        return torch.randn((n, *shape), generator=generator, device=generator_device(generator)).to(device)
 
 
 class CentrePixelsPrior(Prior):
@@ -65,7 +60,7 @@ class CentrePixelsPrior(Prior):
 
     def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
         probs, (lo, hi) = self.state["probs"], self.state["range"].tolist()
-        levels = torch.multinomial(probs.to(_gen_device(generator)), n, replacement=True, generator=generator).cpu()
+        levels = torch.multinomial(probs.to(generator_device(generator)), n, replacement=True, generator=generator).cpu()
         values = lo + levels.float() / (self.params.levels - 1) * (hi - lo)
         block = values.T.reshape(n, shape[0], self.params.size, self.params.size)
         return upscale_nearest(block, shape).to(device)
@@ -109,7 +104,7 @@ class FlatGaussianPrior(Prior):
         self.state = {"mu": m.mean(0), "sigma": m.std(0)}
 
     def sample(self, n: int, shape: tuple[int, ...], *, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-        g = _gen_device(generator)
+        g = generator_device(generator)
         mu, sigma = self.state["mu"].to(g), self.state["sigma"].to(g)
         level = mu + sigma * torch.randn((n, shape[0]), generator=generator, device=g)
         z = level[:, :, None, None].expand(n, *shape) + self.params.noise * torch.randn((n, *shape), generator=generator, device=g)
@@ -144,7 +139,7 @@ class DatasetImagePrior(Prior):
         idx = _randint(images.shape[0], n * self.params.mix, generator)
         z = images[idx].reshape(n, self.params.mix, *images.shape[1:]).mean(1)
         if self.params.noise:
-            g = _gen_device(generator)
+            g = generator_device(generator)
             z = z + self.params.noise * torch.randn(z.shape, generator=generator, device=g).cpu()
         return z.to(device)
 

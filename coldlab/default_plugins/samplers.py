@@ -20,14 +20,13 @@ from typing import Any, Literal, cast
 
 import torch
 
-from coldlab import ColdlabError, Degradation, Sampler, hookimpl, param
+from coldlab import ColdlabError, Degradation, Sampler, generator_device, hookimpl, param
 from coldlab.components.sampler import predict
 from coldlab.hookspecs import Register
 
 
 def _randn(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    device = generator.device if generator is not None else z.device
-    return torch.randn(z.shape, generator=generator, device=device, dtype=z.dtype).to(z.device)
+    return torch.randn(z.shape, generator=generator, device=generator_device(generator, z.device), dtype=z.dtype).to(z.device)
 
 
 def _schedule(degradation: Degradation) -> Any:
@@ -112,6 +111,11 @@ class DDIMSampler(Sampler):
         super().check(degradation)
         if self.params.eta > 0 and degradation.noise_kind != "gaussian":
             raise ColdlabError("sampler 'ddim' with eta > 0 needs the gaussian degradation", hint="set eta = 0", where=("eta",))
+
+    @classmethod
+    def describe(cls, spec: dict[str, Any]) -> str:
+        """``ddim eta=0.0``: the name and its stochasticity."""
+        return f"{spec['name']} eta={spec['eta']}"
 
     def clip_bounds(self) -> tuple[float, float] | None:
         """What x0 estimates are clamped to: None without clip_x0, or without a bound (latents)."""

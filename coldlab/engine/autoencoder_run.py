@@ -30,8 +30,6 @@ from coldlab.errors import ColdlabError
 from coldlab.imaging import psnr, save_grid, to_unit
 from coldlab.plugins import Registry
 
-METRIC_DIRECTIONS = {"recon-mse": False, "psnr": True, "kl": None}  # whether higher is better (reports)
-
 
 class AutoencoderTrainer:
     """Trains the ``autoencoder`` of a run spec with the shared :class:`TrainingLoop`; ``run()`` as for

@@ -8,6 +8,7 @@ from typing import Any, cast
 import torch
 
 from coldlab.components.dataset import DataContext, data_root
+from coldlab.engine.session import current_session
 from coldlab.plugins import Registry
 
 
@@ -23,16 +24,10 @@ class RunData:
     context: DataContext
 
 
-_CACHE: dict[tuple[str, str, str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
 def load_dataset(registry: Registry, spec: dict[str, Any] | str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A dataset split, cached per process (several runs of one worker share it) and per data root
-    (``$COLDLAB_DATA`` changed in between reads the new root)."""
-    key = (repr(spec), split, str(data_root()))
-    if key not in _CACHE:
-        _CACHE[key] = registry.build("dataset", spec).load(split)
-    return _CACHE[key]
+    """A dataset split, kept by the current data session (the runs of one worker share it; see
+    :mod:`coldlab.engine.session`) per data root (``$COLDLAB_DATA`` changed in between reads the new root)."""
+    return current_session().dataset((repr(spec), split, str(data_root())), lambda: registry.build("dataset", spec).load(split))
 
 
 def load_run_data(

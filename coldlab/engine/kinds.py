@@ -33,6 +33,8 @@ class RunKind:
     #: why ``coldlab eval`` does not apply (kinds that do not sample)
     no_eval_reason: str = ""
     #: its ``train`` and ``eval`` settings dataclasses
+    #: whether higher is better for the values its runs record themselves (not metric plugins), for reports
+    metric_directions: dict[str, bool | None] = dataclasses.field(default_factory=dict)
     train_settings: type = TrainSettings
     eval_settings: type = EvalSettings
 
@@ -49,6 +51,7 @@ KINDS: dict[str, RunKind] = {
         ("autoencoder",),
         feeds_runs=True,
         samples=False,
+        metric_directions={"recon-mse": False, "psnr": True, "kl": None},
         train_settings=AutoencoderTrainSettings,
         eval_settings=AutoencoderEvalSettings,
         no_eval_reason="it records its reconstruction error itself",

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from coldlab.engine.session import current_session
 from coldlab.errors import ColdlabError
 from coldlab.files import load_tensors, save_atomic
 
@@ -73,9 +74,7 @@ def load_autoencoder(path: Path, registry: Any, device: torch.device | str = "cp
 
 class LatentCodec:
     """Encodes images to scaled latents and decodes latents to images, in batches, with a frozen
-    autoencoder; whole dataset splits are encoded once per process."""
-
-    _encoded: dict[tuple[str, str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+    autoencoder; whole dataset splits are encoded once per data session (:mod:`coldlab.engine.session`)."""
 
     def __init__(self, model: Any, path: Path, batch_size: int = 256) -> None:
         self.model, self.batch_size = model, batch_size
@@ -103,8 +102,8 @@ class LatentCodec:
 
     def encoded(self, load: Any, spec: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """A dataset split (loaded by ``load(spec, split)``) as latents, with its labels."""
-        key = (self.key, repr(spec), split)
-        if key not in self._encoded:
+
+        def encode() -> tuple[torch.Tensor, torch.Tensor]:
             images, labels = load(spec, split)
             if tuple(images.shape[1:]) != self.image_shape:
                 raise ColdlabError(
@@ -112,5 +111,6 @@ class LatentCodec:
                     hint="use an autoencoder trained on this dataset",
                     where=("latent",),
                 )
-            self._encoded[key] = (self.encode(images).cpu(), labels)
-        return self._encoded[key]
+            return self.encode(images).cpu(), labels
+
+        return current_session().encoded((self.key, repr(spec), split), encode)

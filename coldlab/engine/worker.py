@@ -33,6 +33,7 @@ import torch
 from coldlab.engine.evaluation import MetricResult
 from coldlab.engine.kinds import kind_of
 from coldlab.engine.reporter import MetricRow, Reporter, StopRequested
+from coldlab.engine.session import data_session
 from coldlab.errors import ColdlabError
 from coldlab.home import Home, as_home
 from coldlab.plugins import get_registry
@@ -317,16 +318,17 @@ def run_worker(home: str | Path | Home, device: str = "cpu", *, worker: str | No
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     counts: dict[str, int] = {}
     try:
-        while not stop_flag.is_set():
-            reclaim_dead_workers(conn)
-            row = claim(conn, worker, device)
-            if row is None:
-                if waiting(conn):  # runs wait for one another worker is running (a latent run's autoencoder)
-                    stop_flag.wait(WAIT_S)
-                    continue
-                break
-            status = run_one(home, row, worker, device, stop_flag)
-            counts[status] = counts.get(status, 0) + 1
+        with data_session():  # the worker's runs share datasets and latents; dropped when it ends
+            while not stop_flag.is_set():
+                reclaim_dead_workers(conn)
+                row = claim(conn, worker, device)
+                if row is None:
+                    if waiting(conn):  # runs wait for one another worker is running (a latent run's autoencoder)
+                        stop_flag.wait(WAIT_S)
+                        continue
+                    break
+                status = run_one(home, row, worker, device, stop_flag)
+                counts[status] = counts.get(status, 0) + 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

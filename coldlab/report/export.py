@@ -54,14 +54,16 @@ def export(
         warnings.append(message)
         warn(message)
 
-    from coldlab.engine.autoencoder_run import METRIC_DIRECTIONS
+    from coldlab.engine.kinds import KINDS
+
+    own = {name: higher for kind in KINDS.values() for name, higher in kind.metric_directions.items()}
 
     directions = {}
     for name in metric_names(data.runs):
         try:
             directions[name] = registry.get("metric", name).cls.higher_is_better
         except ColdlabError:  # the values autoencoder runs record themselves, else no direction
-            directions[name] = METRIC_DIRECTIONS.get(name)
+            directions[name] = own.get(name)
     sections: list[dict[str, Any]] = []
     manifest: dict[str, Any] = {"home": str(home), "studies": [], "warnings": warnings}
     for study, runs in data.studies().items():

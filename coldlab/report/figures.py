@@ -56,7 +56,7 @@ def schedules(study: str, runs: list[RunRecord], registry: Any, out: Path) -> li
     """beta_t and alpha_bar_t of every distinct schedule of the study."""
     seen: dict[str, dict[str, Any]] = {}
     for run in runs:
-        sched = run.config["degradation"].get("schedule")
+        sched = (run.config.get("degradation") or {}).get("schedule")
         if isinstance(sched, dict):
             key = ", ".join(f"{k}={v}" for k, v in sched.items() if k != "name")
             seen.setdefault(f"{sched['name']} ({key})", sched)

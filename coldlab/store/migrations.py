@@ -138,6 +138,22 @@ def m005_experiment_and_seed(conn: sqlite3.Connection) -> None:
         )
 
 
+@migration
+def m006_autoencoder_specs_hold_their_own_tables(conn: sqlite3.Connection) -> None:
+    """An autoencoder run's stored spec holds the tables of its kind only: the empty network, degradation,
+    prior and sampler tables it carried are dropped (so queueing the same experiment again matches it)."""
+    for row in conn.execute("SELECT id, config FROM runs").fetchall():
+        try:
+            config = json.loads(row[1])
+        except ValueError:
+            continue
+        if not isinstance(config, dict) or config.get("kind") != "autoencoder":
+            continue
+        kept = {k: v for k, v in config.items() if not (k in ("network", "degradation", "prior", "sampler") and v == {})}
+        if kept != config:
+            conn.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(kept, sort_keys=True), row[0]))
+
+
 _SEEDED = re.compile(r"-seed\d+(?=(-smoke)?$)")
 
 
