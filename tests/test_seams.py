@@ -268,3 +268,25 @@ def test_each_run_kind_has_its_own_spec_type_and_old_autoencoder_specs_are_migra
     raw.close()
     stored = [json.loads(r[0]) for r in connect(tmp_path / "coldlab.db").execute("SELECT config FROM runs ORDER BY id")]
     assert stored == [json.loads(json.dumps(vae.to_dict())), json.loads(json.dumps(ldm.to_dict()))]
+
+
+def test_reading_a_store_written_by_an_older_coldlab_brings_it_up_to_date_first(tmp_path):
+    """coldlab export, ls and show open the store read-only: a store that lacks migrations is migrated once."""
+    import sqlite3
+
+    from coldlab.home import Home
+    from coldlab.report.collect import collect
+    from coldlab.store.migrations import MIGRATIONS, pending
+
+    raw = sqlite3.connect(tmp_path / "coldlab.db")
+    raw.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:4]:
+        fn(raw)
+        raw.execute("INSERT INTO migrations VALUES (?, 0)", (name,))
+    raw.execute("""INSERT INTO runs (study, name, config, created) VALUES ('s', 'a-seed2', '{"train": {"seed": 2}}', 0)""")
+    raw.commit()
+    assert pending(raw) == [name for name, _ in MIGRATIONS[4:]]
+    raw.close()
+    [run] = collect(Home(tmp_path)).runs
+    assert (run.experiment, run.seed) == ("a", 2)
+    assert pending(sqlite3.connect(tmp_path / "coldlab.db")) == []

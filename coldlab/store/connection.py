@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from coldlab.errors import ColdlabError
-from coldlab.store.migrations import migrate
+from coldlab.store.migrations import migrate, pending
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -25,13 +25,17 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         if not path.exists():
             raise ColdlabError(f"no store at {path}", hint="run `coldlab run FILE.toml` first, or pass --home")
-        conn = sqlite3.connect(
-            f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
+        conn = _open_readonly(path)
+        if pending(conn):  # a store written by an older coldlab: bring it up to date once, then read
+            conn.close()
+            try:
+                connect(path).close()
+            except sqlite3.OperationalError as err:
+                raise ColdlabError(
+                    f"the store {path} was written by an older coldlab and could not be updated: {err}",
+                    hint="make the folder writable once (any coldlab command then updates it), or copy the HOME somewhere writable",
+                ) from None
+            conn = _open_readonly(path)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
@@ -43,6 +47,17 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     if not readonly:
         migrate(conn)
     return conn
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; the path is percent-encoded in a ``file:`` URI."""
+    return sqlite3.connect(
+        f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
 
 
 @contextlib.contextmanager

@@ -166,6 +166,15 @@ def home_relative(path: str) -> str:
     return path
 
 
+def pending(conn: sqlite3.Connection) -> list[str]:
+    """The migrations this store still lacks (all of them for a file without a migrations table)."""
+    try:
+        done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    except sqlite3.OperationalError:
+        done = set()
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet applied, each in its own transaction; return their names."""
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
