@@ -157,6 +157,20 @@ class AutoencoderSpec(RunSpec):
         return {"kind": self.kind, **super().to_dict()}
 
 
+SPEC_TYPES: dict[str, type[RunSpec]] = {"diffusion": DiffusionSpec, "autoencoder": AutoencoderSpec}
+
+
+def stored_spec(stored: dict[str, Any], experiment: str = "") -> RunSpec:
+    """A run's stored spec (JSON, as :meth:`RunSpec.to_dict` wrote it) as its kind's spec type: the one
+    place the engine turns the store's JSON into a typed spec. Keys a spec type does not have are ignored."""
+    kind = stored.get("kind", "diffusion")
+    if kind not in SPEC_TYPES:
+        raise ColdlabError(f"unknown run kind {kind!r} in a stored spec", hint="kinds: " + ", ".join(SPEC_TYPES), where=("kind",))
+    cls = SPEC_TYPES[kind]
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in stored.items() if k in known and k != "experiment"}, experiment=experiment)
+
+
 @dataclasses.dataclass
 class AutoencoderTrainSettings(LoopSettings):
     """Training settings of a ``kind = "autoencoder"`` experiment (the ``train`` table)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from coldlab.config import AutoencoderEvalSettings, AutoencoderTrainSettings, settings_of
+from coldlab.config import AutoencoderEvalSettings, AutoencoderSpec, AutoencoderTrainSettings, settings_of, stored_spec
 from coldlab.engine.evaluation import MetricResult
 from coldlab.engine.latent import AE_FILE, save_autoencoder
 from coldlab.engine.loop import TrainingLoop
@@ -48,11 +48,15 @@ class AutoencoderTrainer:
     ) -> None:
         self.spec, self.run_dir, self.reporter, self.registry = spec, Path(run_dir), reporter, registry
         self.device = torch.device(device)
-        self.train_cfg = settings_of(AutoencoderTrainSettings, spec["train"])
-        self.eval_cfg = settings_of(AutoencoderEvalSettings, spec["eval"])
-        self.data = load_split(registry, spec, self.train_cfg, self.device)
+        typed = stored_spec(spec)
+        if not isinstance(typed, AutoencoderSpec):
+            raise ColdlabError(f"a {typed.kind} run is not an autoencoder run", where=("kind",))
+        self.typed = typed
+        self.train_cfg = settings_of(AutoencoderTrainSettings, typed.train)
+        self.eval_cfg = settings_of(AutoencoderEvalSettings, typed.eval)
+        self.data = load_split(registry, typed, self.train_cfg, self.device)
         torch.manual_seed(self.train_cfg.seed)
-        self.net = registry.build("autoencoder", spec["autoencoder"], shape=self.data.shape).to(self.device)
+        self.net = registry.build("autoencoder", typed.autoencoder, shape=self.data.shape).to(self.device)
         self.loop = TrainingLoop(
             net=self.net,
             data=self.data,
@@ -140,6 +144,6 @@ class AutoencoderTrainer:
                 where=("train", "lr"),
             )
         self.reporter.metrics([("scale_factor", self.step, epoch, factor, {"images": int(min(n, self.data.train.shape[0]))})])
-        path = save_autoencoder(self.run_dir / AE_FILE, self.net, self.spec["autoencoder"], self.spec["dataset"])
+        path = save_autoencoder(self.run_dir / AE_FILE, self.net, self.typed.autoencoder, self.typed.dataset)
         self.reporter.artifact("autoencoder", str(path), epoch, self.step)
         return path

@@ -110,14 +110,15 @@ def evaluate_run(
         )
     parts = RunComponents.from_spec(spec, registry, device, home=home)
     loaded_epoch, step, which = parts.load_weights(weights[epoch])
-    s_spec = sampler_spec(registry, spec["sampler"], sampler, steps)
+    s_spec = sampler_spec(registry, parts.spec.sampler, sampler, steps)
     built_sampler = registry.build("sampler", s_spec)
     built_sampler.prepare(parts.data.context)  # what it may assume of the data (a latent run's have no range)
     try:
         built_sampler.check(parts.degradation)
     except ColdlabError as err:
         raise err.at("--sampler") from None
-    specs = metric_specs(registry, spec["eval"]["metrics"] + spec["eval"].get("final_metrics", []), metrics)
+    configured = [m for m in parts.eval.metrics + parts.eval.final_metrics if isinstance(m, dict)]
+    specs = metric_specs(registry, configured, metrics)
     built = build_metrics(registry, specs)
     if (guidance is not None or sample_class is not None) and not parts.conditional:
         raise ColdlabError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from coldlab.config import EvalSettings, LoopSettings, TrainSettings, settings_of
+from coldlab.config import DiffusionSpec, EvalSettings, LoopSettings, RunSpec, TrainSettings, settings_of, stored_spec
 from coldlab.engine.data import RunData, load_run_data
 from coldlab.engine.evaluation import RunEvaluation
 from coldlab.errors import ColdlabError
@@ -23,11 +23,11 @@ from coldlab.home import Home, as_home
 from coldlab.plugins import Registry
 
 
-def load_split(registry: Registry, spec: dict[str, Any], settings: LoopSettings, device: torch.device, codec: Any = None) -> RunData:
+def load_split(registry: Registry, spec: RunSpec, settings: LoopSettings, device: torch.device, codec: Any = None) -> RunData:
     """The run's train/validation split (``train.max_train_images`` caps the pool before the split)."""
     data = load_run_data(
         registry,
-        spec["dataset"],
+        spec.dataset,
         val_fraction=settings.val_fraction,
         seed=settings.seed,
         max_images=settings.max_train_images,
@@ -45,7 +45,7 @@ class RunComponents:
     def __init__(
         self,
         *,
-        spec: dict[str, Any],
+        spec: DiffusionSpec,
         registry: Registry,
         device: torch.device,
         cache_dir: Path,
@@ -64,12 +64,12 @@ class RunComponents:
         self.train, self.eval = train, eval
         self.images, self.data, self.codec = images, data, codec
         self.degradation, self.sampler, self.prior, self.net, self.ema = degradation, sampler, prior, net, ema
-        self.conditional = bool(spec["network"].get("conditional", False))
+        self.conditional = bool(spec.network.get("conditional", False))
 
     @classmethod
     def from_spec(
         cls,
-        spec: dict[str, Any],
+        spec: DiffusionSpec | dict[str, Any],
         registry: Registry,
         device: torch.device | str = "cpu",
         *,
@@ -78,31 +78,35 @@ class RunComponents:
     ) -> RunComponents:
         """Assemble a diffusion run. ``home`` is the store's folder (a latent run finds the autoencoder run
         it names there); ``cache_dir`` holds the prior's fit and the evaluation caches (default
-        ``HOME/cache``)."""
+        ``HOME/cache``). ``spec``: the run's spec, or the JSON the store holds."""
+        typed = stored_spec(spec) if isinstance(spec, dict) else spec
+        if not isinstance(typed, DiffusionSpec):
+            raise ColdlabError(f"a {typed.kind} run does not sample: it has no diffusion components", where=("kind",))
+        spec = typed
         device = torch.device(device)
         home = as_home(home) if home is not None else None
         if cache_dir is None:
             if home is None:
                 raise ValueError("RunComponents.from_spec needs home or cache_dir")
             cache_dir = home.cache
-        train, evaluation = settings_of(TrainSettings, spec["train"]), settings_of(EvalSettings, spec["eval"])
+        train, evaluation = settings_of(TrainSettings, spec.train), settings_of(EvalSettings, spec.eval)
         images = load_split(registry, spec, train, device)
         codec, data = None, images
-        if spec.get("latent"):  # latent diffusion: the same split, as the frozen autoencoder's latents
+        if spec.latent:  # latent diffusion: the same split, as the frozen autoencoder's latents
             from coldlab.engine.latent import LatentCodec, autoencoder_path, load_autoencoder
 
-            path = autoencoder_path(spec["latent"], home.root if home is not None else None)
+            path = autoencoder_path(spec.latent, home.root if home is not None else None)
             codec = LatentCodec(load_autoencoder(path, registry, device), path)
             data = load_split(registry, spec, train, device, codec=codec)
-        degradation = registry.build("degradation", spec["degradation"])
+        degradation = registry.build("degradation", spec.degradation)
         degradation.prepare(data.context)
-        sampler = registry.build("sampler", spec["sampler"])
+        sampler = registry.build("sampler", spec.sampler)
         sampler.check(degradation)
         sampler.prepare(data.context)
-        prior = registry.build("prior", spec["prior"])
+        prior = registry.build("prior", spec.prior)
         prior.fit_cached(data.train.cpu(), degradation, Path(cache_dir))
         torch.manual_seed(train.seed)
-        net = registry.build("network", spec["network"], shape=data.shape, num_classes=data.num_classes).to(device)
+        net = registry.build("network", spec.network, shape=data.shape, num_classes=data.num_classes).to(device)
         ema = copy.deepcopy(net).eval().requires_grad_(False) if train.ema > 0 else None
         return cls(
             spec=spec,
@@ -145,7 +149,7 @@ class RunComponents:
         unless given)."""
         return RunEvaluation(
             registry=self.registry,
-            dataset_spec=self.spec["dataset"],
+            dataset_spec=self.spec.dataset,
             net=self.sampling_net,
             degradation=self.degradation,
             sampler=sampler or self.sampler,

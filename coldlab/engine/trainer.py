@@ -163,7 +163,7 @@ class Trainer:
             key=key,
             epoch=epoch,
             step=self.step,
-            sampler=self.spec["sampler"],
+            sampler=self.parts.spec.sampler,
             settings=eval_settings(specs, ctx, "ema" if self.ema is not None else "model"),
             results=results,
             seconds=seconds,
