@@ -167,8 +167,17 @@ def stored_spec(stored: dict[str, Any], experiment: str = "") -> RunSpec:
     if kind not in SPEC_TYPES:
         raise ColdlabError(f"unknown run kind {kind!r} in a stored spec", hint="kinds: " + ", ".join(SPEC_TYPES), where=("kind",))
     cls = SPEC_TYPES[kind]
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in stored.items() if k in known and k != "experiment"}, experiment=experiment)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "experiment"}
+    values = {k: v for k, v in stored.items() if k in fields}
+    values.setdefault("seed", (stored.get("train") or {}).get("seed", 0))  # a hand-written spec: the train seed
+    values.setdefault("study", "")
+    values.setdefault("name", "")
+    missing = [n for n, f in fields.items() if n not in values and f.default is dataclasses.MISSING]
+    if missing:
+        raise ColdlabError(
+            f"the stored {kind} spec lacks {', '.join(missing)}", hint="queue the run again from its experiments file", where=(missing[0],)
+        )
+    return cls(**values, experiment=experiment)
 
 
 @dataclasses.dataclass

@@ -290,3 +290,19 @@ def test_reading_a_store_written_by_an_older_coldlab_brings_it_up_to_date_first(
     [run] = collect(Home(tmp_path)).runs
     assert (run.experiment, run.seed) == ("a", 2)
     assert pending(sqlite3.connect(tmp_path / "coldlab.db")) == []
+
+
+def test_a_stored_spec_becomes_its_kinds_type_or_a_one_line_error():
+    from coldlab import ColdlabError
+    from coldlab.config import DiffusionSpec, stored_spec
+
+    hand_written = {"dataset": "synthetic", "network": "cnn", "degradation": "gaussian", "prior": "gaussian", "sampler": "ddim",
+                    "train": {"seed": 5}, "eval": {}}
+    spec = stored_spec(hand_written, experiment="e")
+    assert isinstance(spec, DiffusionSpec) and spec.seed == 5 and spec.experiment == "e" and spec.latent is None
+    try:
+        stored_spec({k: v for k, v in hand_written.items() if k != "network"})
+    except ColdlabError as err:
+        assert str(err).startswith("network: the stored diffusion spec lacks network"), str(err)
+    else:
+        raise AssertionError("a spec without its network was accepted")
