@@ -306,3 +306,26 @@ def test_a_stored_spec_becomes_its_kinds_type_or_a_one_line_error():
         assert str(err).startswith("network: the stored diffusion spec lacks network"), str(err)
     else:
         raise AssertionError("a spec without its network was accepted")
+
+
+def test_component_names_are_declared_attributes_filled_by_the_registry(registry):
+    """Every base class declares component_name/component_kind; a built component carries its registered name,
+    one constructed directly has the declared empty name and messages fall back to its class name."""
+    from coldlab import ColdlabError
+    from coldlab.components.naming import name_of
+    from coldlab.default_plugins.samplers import DDIMSampler
+
+    for base in (coldlab.Schedule, coldlab.Degradation, coldlab.Prior, coldlab.Network, coldlab.Sampler, coldlab.Dataset,
+                 coldlab.Metric, coldlab.Autoencoder, coldlab.Executor):
+        assert base.component_name == "" and base.component_kind == "", base
+    built = registry.build("sampler", "ddim")
+    assert (built.component_name, built.component_kind, name_of(built)) == ("ddim", "sampler", "ddim")
+    direct = DDIMSampler(DDIMSampler.Params())
+    assert direct.component_name == "" and name_of(direct) == "DDIMSampler"
+    blur = registry.build("degradation", "blur")
+    try:
+        direct.check(blur)
+    except ColdlabError as err:
+        assert "sampler 'DDIMSampler' needs a degradation that mixes noise in by a schedule, not 'blur'" in str(err)
+    else:
+        raise AssertionError("ddim accepted blur")

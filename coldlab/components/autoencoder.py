@@ -22,7 +22,8 @@ class Autoencoder(nn.Module):
     """Base of the autoencoder plugins."""
 
     Params: type = NoParams
-    #: the name and kind it was registered and built under (set by the registry that builds it)
+    #: the name and kind it was registered and built under: declared here, filled in by the registry that builds
+    #: it (the constructor contract stays ``cls(params, **context)``); "" for one constructed directly
     component_name: str = ""
     component_kind: str = ""
     scale_factor: torch.Tensor

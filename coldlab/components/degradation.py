@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from coldlab.components.naming import name_of
 from coldlab.params import NoParams
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ class Degradation:
     """
 
     Params: type = NoParams
-    #: the name and kind it was registered and built under (set by the registry that builds it)
+    #: the name and kind it was registered and built under: declared here, filled in by the registry that builds
+    #: it (the constructor contract stays ``cls(params, **context)``); "" for one constructed directly
     component_name: str = ""
     component_kind: str = ""
     target: str = "x0"
@@ -133,14 +135,14 @@ class SizedDegradation(Degradation):
     @property
     def T(self) -> int:
         if self._T is None:
-            name = getattr(self, "component_name", type(self).__name__)
+            name = name_of(self)
             raise AttributeError(f"{name}'s T depends on the image size: call prepare() or degrade() first")
         return self._T
 
     def set_image_size(self, height: int, width: int) -> None:
         T = self.steps_for(height, width)
         if T < 1:
-            name = getattr(self, "component_name", type(self).__name__)
+            name = name_of(self)
             raise ValueError(f"images of {height}x{width} are too small for {name} with {self.params}")
         self._T = T
 
@@ -153,6 +155,6 @@ class SizedDegradation(Degradation):
             self.set_image_size(x.shape[-2], x.shape[-1])
         steps = as_steps(t, x.shape[0], x.device)
         if (steps < 0).any() or (steps > self.T).any():
-            name = getattr(self, "component_name", type(self).__name__)
+            name = name_of(self)
             raise ValueError(f"{name} steps must lie in 0..{self._T}")
         return steps

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from coldlab.components.naming import name_of
 from coldlab.files import load_tensors, save_atomic
 from coldlab.params import NoParams
 
@@ -39,7 +40,8 @@ class Prior:
     """
 
     Params: type = NoParams
-    #: the name and kind it was registered and built under (set by the registry that builds it)
+    #: the name and kind it was registered and built under: declared here, filled in by the registry that builds
+    #: it (the constructor contract stays ``cls(params, **context)``); "" for one constructed directly
     component_name: str = ""
     component_kind: str = ""
     needs_fit: bool = False
@@ -63,11 +65,11 @@ class Prior:
     def cache_key(self, train_images: torch.Tensor, degradation: Degradation) -> str:
         """Identifies what a fit depends on: this prior, the degradation and the images."""
         desc = {
-            "prior": getattr(self, "component_name", type(self).__name__),
+            "prior": name_of(self),
             "params": repr(dataclasses.asdict(self.params))
             if dataclasses.is_dataclass(self.params) and not isinstance(self.params, type)
             else repr(self.params),
-            "degradation": getattr(degradation, "component_name", type(degradation).__name__),
+            "degradation": name_of(degradation),
             "degradation_params": repr(getattr(degradation, "params", None)),
             "images": images_fingerprint(train_images),
         }

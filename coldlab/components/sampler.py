@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from coldlab.components.naming import name_of
 from coldlab.errors import ColdlabError
 from coldlab.params import NoParams
 
@@ -47,7 +48,8 @@ class Sampler:
     """
 
     Params: type = NoParams
-    #: the name and kind it was registered and built under (set by the registry that builds it)
+    #: the name and kind it was registered and built under: declared here, filled in by the registry that builds
+    #: it (the constructor contract stays ``cls(params, **context)``); "" for one constructed directly
     component_name: str = ""
     component_kind: str = ""
     requires: tuple[str, ...] = ()
@@ -69,8 +71,8 @@ class Sampler:
 
     def check(self, degradation: Degradation) -> None:
         """Raise a :class:`ColdlabError` if this sampler cannot run with ``degradation``."""
-        me = getattr(self, "component_name", type(self).__name__)
-        deg = getattr(degradation, "component_name", type(degradation).__name__)
+        me = name_of(self)
+        deg = name_of(degradation)
         if "gaussian" in self.requires and degradation.noise_kind != "gaussian":
             raise ColdlabError(
                 f"sampler {me!r} needs a Gaussian-noise degradation, not {deg!r}",

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from coldlab import SEED_MAX, ColdlabError, Dataset, data_root, hookimpl, param
+from coldlab.components.naming import name_of
 from coldlab.hookspecs import Register
 
 _SPLITS = ("train", "test")
@@ -59,7 +60,7 @@ class _TorchvisionGrey(Dataset):
 
     def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         _check_split(split)
-        ds = _open_torchvision(self.factory(), self.component_name, f"{self.folder}/raw/", data_root(), split == "train", self.params.download)
+        ds = _open_torchvision(self.factory(), name_of(self), f"{self.folder}/raw/", data_root(), split == "train", self.params.download)
         images = ds.data.to(torch.float32).div_(255.0).sub_(0.5).unsqueeze(1)
         return images, ds.targets.to(torch.long)
 

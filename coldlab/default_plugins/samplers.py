@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 import torch
 
 from coldlab import ColdlabError, Degradation, Sampler, generator_device, hookimpl, param
+from coldlab.components.naming import name_of
 from coldlab.components.sampler import predict
 from coldlab.hookspecs import Register
 
@@ -32,7 +33,7 @@ def _randn(z: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
 def _schedule(degradation: Degradation) -> Any:
     """The degradation's schedule (``check`` made sure there is one)."""
     if degradation.schedule is None:
-        raise ColdlabError(f"degradation {degradation.component_name!r} has no schedule", hint="use a cold sampler")
+        raise ColdlabError(f"degradation {name_of(degradation)!r} has no schedule", hint="use a cold sampler")
     return degradation.schedule
 
 

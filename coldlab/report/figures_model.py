@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from coldlab.components.naming import name_of  # noqa: E402
 from coldlab.engine.kinds import kind_of  # noqa: E402
 from coldlab.engine.run import RunComponents  # noqa: E402
 from coldlab.report.collect import RunRecord  # noqa: E402
@@ -111,7 +112,7 @@ def trajectory(run: RunRecord, parts: RunComponents, epoch: int, out: Path, imag
     return Figure(
         save(fig, out / f"trajectory-run{run.id}.png"),
         f"Sampling trajectories of {label(run)}",
-        f"Epoch {epoch} weights: z_t along the {sampler.component_name} sampler from prior samples (t = T) to the images (t = 0).",
+        f"Epoch {epoch} weights: z_t along the {name_of(sampler)} sampler from prior samples (t = T) to the images (t = 0).",
         [f"t={t}" for t, _ in traj],
         run.id,
     )

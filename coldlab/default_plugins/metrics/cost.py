@@ -18,6 +18,7 @@ import torch
 
 from coldlab import param
 from coldlab.components.metric import Metric, MetricUnavailable, MetricValue
+from coldlab.components.naming import name_of
 
 
 def _rss_bytes() -> int:
@@ -88,6 +89,6 @@ class SamplingCost(Metric):
                 "peak_memory_above_start_bytes": int(peak - base),
                 "memory": memory,
                 "device": str(ctx.device),
-                "sampler": getattr(ctx.sampler, "component_name", type(ctx.sampler).__name__),
+                "sampler": name_of(ctx.sampler),
             },
         )
