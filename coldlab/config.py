@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from coldlab.errors import ColdlabError
 from coldlab.params import SEED_MAX, param, suggest, validate
+from coldlab.sweeps import expand, locate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -96,8 +97,8 @@ class EvalSettings:
             raise ValueError(f"class must be 'all' or a class index, got {self.sample_class!r}")
 
 
-EXPERIMENT_KEYS = ("study", "name", "kind", "seeds", "train", "eval", "latent", *COMPONENT_KEYS)
-AUTOENCODER_KEYS = ("study", "name", "kind", "seeds", "train", "eval", "dataset", "autoencoder")
+EXPERIMENT_KEYS = ("study", "name", "kind", "seeds", "sweep", "sweep_mode", "trackers", "train", "eval", "latent", *COMPONENT_KEYS)
+AUTOENCODER_KEYS = ("study", "name", "kind", "seeds", "sweep", "sweep_mode", "trackers", "train", "eval", "dataset", "autoencoder")
 KINDS = ("diffusion", "autoencoder")
 
 
@@ -114,7 +115,10 @@ class RunSpec:
     dataset: dict[str, Any]
     train: dict[str, Any]
     eval: dict[str, Any]
-    experiment: str = ""  # the [[experiment]] this run comes from (stored as a field of the run, not in the spec)
+    # stored as fields of the run, not in the spec (they do not change what the run computes):
+    experiment: str = ""  # the [[experiment]] this run comes from
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # the values a sweep set: dotted key -> value
+    trackers: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # tracker tables the run reports to
 
     def __post_init__(self) -> None:
         self.experiment = self.experiment or self.name
@@ -122,7 +126,8 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         """The spec as stored with the run."""
         out = dataclasses.asdict(self)
-        del out["experiment"]
+        for key in ("experiment", "params", "trackers"):
+            del out[key]
         return out
 
 
@@ -167,7 +172,7 @@ def stored_spec(stored: dict[str, Any], experiment: str = "") -> RunSpec:
     if kind not in SPEC_TYPES:
         raise ColdlabError(f"unknown run kind {kind!r} in a stored spec", hint="kinds: " + ", ".join(SPEC_TYPES), where=("kind",))
     cls = SPEC_TYPES[kind]
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "experiment"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("experiment", "params", "trackers")}
     values = {k: v for k, v in stored.items() if k in fields}
     values.setdefault("seed", (stored.get("train") or {}).get("seed", 0))  # a hand-written spec: the train seed
     values.setdefault("study", "")
@@ -285,6 +290,26 @@ def _check_keys(raw: dict[str, Any], allowed: tuple[str, ...], what: str) -> Non
             raise ColdlabError(f"'{key}' must be a non-empty string", where=(key,))
 
 
+def _resolve_trackers(raw: dict[str, Any], registry: Any) -> list[dict[str, Any]]:
+    """``trackers = ["tensorboard", { name = "mlflow", ... }]``: each resolved, and available here."""
+    given = raw.get("trackers", [])
+    if not isinstance(given, list):
+        raise ColdlabError("'trackers' must be a list", hint='e.g. trackers = ["tensorboard"]', where=("trackers",))
+    out: list[dict[str, Any]] = []
+    for tracker in given:
+        try:
+            full = registry.resolve("tracker", tracker)
+        except ColdlabError as err:
+            raise err.at("trackers") from None
+        reason = registry.get("tracker", full["name"]).cls.unavailable()
+        if reason:
+            raise ColdlabError(reason, where=("trackers", full["name"]))
+        if any(t["name"] == full["name"] for t in out):
+            raise ColdlabError(f"tracker {full['name']!r} is listed twice", where=("trackers",))
+        out.append(full)
+    return out
+
+
 def _seeded_runs(raw: dict[str, Any], default: int) -> list[tuple[int, str]]:
     """(seed, run name) of each of the experiment's runs: its name, or NAME-seedN with several seeds."""
     seeds = raw.get("seeds", [default])
@@ -311,6 +336,7 @@ def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[
             raise err.at(key) from None
     train = _settings(AutoencoderTrainSettings, raw.get("train", {}), "train")
     evaluation = _settings(AutoencoderEvalSettings, raw.get("eval", {}), "eval")
+    trackers = _resolve_trackers(raw, registry)
     return [
         AutoencoderSpec(
             study=raw["study"],
@@ -321,6 +347,7 @@ def _resolve_autoencoder_experiment(raw: dict[str, Any], registry: Any) -> list[
             eval=evaluation,
             autoencoder=resolved["autoencoder"],
             experiment=raw["name"],
+            trackers=trackers,
         )
         for seed, name in _seeded_runs(raw, train["seed"])
     ]
@@ -435,6 +462,7 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
     except ColdlabError as err:
         raise err.at("sampler") from None
     latent = _resolve_latent(raw["latent"], base_dir) if "latent" in raw else None
+    trackers = _resolve_trackers(raw, registry)
     if latent is not None and degradation.images_only:
         raise ColdlabError(
             f"degradation {resolved['degradation']['name']!r} works on images only, not on latents",
@@ -450,6 +478,7 @@ def _resolve_experiment(raw: dict[str, Any], registry: Any, base_dir: Path = Pat
             eval=evaluation,
             latent=dict(latent) if latent else None,
             experiment=raw["name"],
+            trackers=trackers,
             **{k: resolved[k] for k in COMPONENT_KEYS},
         )
         for seed, name in _seeded_runs(raw, train["seed"])
@@ -492,9 +521,17 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
             raise ColdlabError(f"experiment name {label!r} is used twice", hint="give each experiment its own name", where=(where, label, "name"))
         names[label] = raw.get("kind", "diffusion")
         try:
-            runs.extend(_resolve_experiment(_merge(_defaults_for(defaults, raw), raw), registry, path.parent))
+            combinations = expand(_merge(_defaults_for(defaults, raw), raw))
         except ColdlabError as err:
             raise err.at(where, label) from None
+        for one, values in combinations:
+            try:
+                specs = _resolve_experiment(one, registry, path.parent)
+            except ColdlabError as err:
+                raise (locate(err, values) if values else err).at(where, label) from None
+            for spec in specs:
+                spec.experiment, spec.params = label, dict(values)
+            runs.extend(specs)
     taken: dict[str, RunSpec] = {}
     for run in runs:  # `a` with seeds = [1, 2] makes a-seed1 and a-seed2: no experiment may be called that too
         other = taken.setdefault(run.name, run)

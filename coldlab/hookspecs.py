@@ -65,6 +65,12 @@ def register_executors(register: Register) -> None:
     """Register executors that run queued work (kind ``executor``)."""
 
 
+@hookspec
+def register_trackers(register: Register) -> None:
+    """Register trackers that mirror runs to other tools (kind ``tracker``): subclasses of
+    :class:`coldlab.Tracker` taking ``(params)``; selected per experiment with ``trackers = [...]``."""
+
+
 #: kind name -> hook name, in the order kinds are listed everywhere.
 KINDS: dict[str, str] = {
     "schedule": "register_schedules",
@@ -76,4 +82,5 @@ KINDS: dict[str, str] = {
     "metric": "register_metrics",
     "autoencoder": "register_autoencoders",
     "executor": "register_executors",
+    "tracker": "register_trackers",
 }

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "coldlab.default_plugins.metrics",
     "coldlab.default_plugins.executors",
     "coldlab.default_plugins.autoencoders",
+    "coldlab.default_plugins.trackers",
 )
 
 BUILTIN = "coldlab"

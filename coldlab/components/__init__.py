@@ -10,6 +10,7 @@ from coldlab.components.prior import Prior
 from coldlab.components.randomness import generator_device
 from coldlab.components.sampler import Sampler, SampleResult
 from coldlab.components.schedule import Schedule
+from coldlab.components.tracker import TrackedRun, Tracker
 
 __all__ = [
     "Autoencoder",
@@ -30,6 +31,8 @@ __all__ = [
     "Sampler",
     "Schedule",
     "SizedDegradation",
+    "TrackedRun",
+    "Tracker",
     "WorkerHandle",
     "as_steps",
     "data_root",

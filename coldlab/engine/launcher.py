@@ -33,6 +33,7 @@ from coldlab.errors import ColdlabError
 from coldlab.formatting import format_duration, format_number
 from coldlab.home import Home
 from coldlab.plugins import get_registry
+from coldlab.provenance import queued
 from coldlab.store import get_run, mark, requeue, worker_died
 from coldlab.store.queries import claimable, count_runs, progress_rows, run_events
 from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, RESUMABLE
@@ -88,7 +89,8 @@ def enqueue_file(
     try:
         for run_id, status in reclaim_dead_workers(conn):
             console.print(f"run {run_id}: its worker process is gone; " + ("queued again" if status == "queued" else status))
-        for _run, spec, run_id, _ in list(queue_runs(conn, runs, prepare, where=path, max_attempts=max_attempts)):
+        origin = queued(path, get_registry())
+        for _run, spec, run_id, _ in list(queue_runs(conn, runs, prepare, where=path, max_attempts=max_attempts, provenance=origin)):
             row = get_run(conn, run_id)
             name = escape(spec["name"])
             if row["status"] in ("queued", "skipped"):

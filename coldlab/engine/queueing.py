@@ -72,11 +72,13 @@ def queue_runs(
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     where: str = "",
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    provenance: dict[str, Any] | None = None,
 ) -> Iterator[tuple[Any, dict[str, Any], int, bool]]:
     """Check, then enqueue resolved runs, autoencoder runs first, so that each latent diffusion run
     records the id of the autoencoder run it loads and waits for; yields (run, stored spec, id,
     created). ``prepare`` turns a spec into the one stored (``--smoke``, ``--epochs``); a new run fails once
-    its worker process died ``max_attempts`` times."""
+    its worker process died ``max_attempts`` times. Each new run records ``provenance`` (see
+    :mod:`coldlab.provenance`), its swept values and its trackers (a run already queued takes the file's trackers)."""
     plan = _plan(runs, prepare)
     check_queue(conn, plan, where)
     ids: dict[tuple[str, str], int] = {}
@@ -92,6 +94,9 @@ def queue_runs(
             max_attempts=max_attempts,
             experiment=stored_experiment(run, spec),
             seed=run.seed,
+            params=run.params,
+            provenance=provenance,
+            trackers=run.trackers,
         )
         if kind_of(run.kind).feeds_runs:
             ids[(run.study, run.name)] = run_id

@@ -34,9 +34,11 @@ from coldlab.engine.evaluation import MetricResult
 from coldlab.engine.kinds import kind_of
 from coldlab.engine.reporter import MetricRow, Reporter, StopRequested
 from coldlab.engine.session import data_session
+from coldlab.engine.tracking import TrackedReporter, build_trackers, tracked_run
 from coldlab.errors import ColdlabError
 from coldlab.home import Home, as_home
 from coldlab.plugins import get_registry
+from coldlab.provenance import ran
 from coldlab.store import (
     claim,
     finish,
@@ -51,6 +53,7 @@ from coldlab.store import (
     worker_died,
 )
 from coldlab.store.queries import running_workers
+from coldlab.store.records import add_provenance
 
 WAIT_S = 2.0  # how often an idle worker looks again when queued runs wait for a running one
 MAX_BACKOFF_S = 5.0  # the longest pause between heartbeat retries after store errors
@@ -259,14 +262,19 @@ def run_one(
     folder = home.run_dir(row["id"])
     status, error = "failed", None
     reporter = None
+    tracked: TrackedReporter | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         reporter = reporter_factory(home, row["id"], worker, stop_flag)
         reporter.log(f"claimed by {worker} on {device} (attempt {row['attempts']})")
+        add_provenance(conn, row["id"], "ran", ran(device))
         spec = json.loads(row["config"])
-        trainer = kind_of(spec).trainer()(
-            spec, folder, registry=get_registry(), reporter=reporter, device=device, cache_dir=home.cache, home=home.root
-        )
+        registry = get_registry()
+        active: Reporter = reporter
+        if row["trackers"]:
+            tracked = TrackedReporter(reporter, build_trackers(registry, json.loads(row["trackers"]), reporter.log), tracked_run(home, row))
+            active = tracked
+        trainer = kind_of(spec).trainer()(spec, folder, registry=registry, reporter=active, device=device, cache_dir=home.cache, home=home.root)
         status = trainer.run(resume=True)
     except StopRequested as stop:
         status = stop.status
@@ -299,6 +307,8 @@ def run_one(
     else:
         finish(conn, row["id"], worker, final, error)
         ended = final + (f": {error}" if error else "")
+    if tracked is not None:
+        tracked.end(final if status != "lost" else "interrupted")
     if reporter is not None:
         reporter.log(ended, quiet=True)
     conn.close()

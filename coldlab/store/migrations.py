@@ -154,6 +154,27 @@ def m006_autoencoder_specs_hold_their_own_tables(conn: sqlite3.Connection) -> No
             conn.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(kept, sort_keys=True), row[0]))
 
 
+@migration
+def m007_workflow(conn: sqlite3.Connection) -> None:
+    """What a researcher adds to runs: the swept values of a sweep (``params``, JSON), a note, tags, an
+    archived flag, provenance (JSON: where and how the run was queued and ran) and the trackers a run
+    reports to; and a record of removed runs, so that a removed run's id is never given out again."""
+    conn.execute("ALTER TABLE runs ADD COLUMN params TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN note TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN archived INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE runs ADD COLUMN provenance TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN trackers TEXT")
+    conn.execute(
+        """CREATE TABLE tags (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (run_id, tag)
+        ) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX tags_tag ON tags (tag)")
+    conn.execute("CREATE TABLE removed_runs (id INTEGER PRIMARY KEY, study TEXT NOT NULL, name TEXT NOT NULL, removed REAL NOT NULL)")
+
+
 _SEEDED = re.compile(r"-seed\d+(?=(-smoke)?$)")
 
 

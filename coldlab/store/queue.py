@@ -28,6 +28,9 @@ def enqueue(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     experiment: str | None = None,
     seed: int | None = None,
+    params: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
+    trackers: list[dict[str, Any]] | None = None,
 ) -> tuple[int, bool]:
     """Add a run; returns (id, created). An existing (study, name) is left as it is.
 
@@ -36,15 +39,36 @@ def enqueue(
 
     A run that ``depends_on`` another is claimed only once that one has finished (and is skipped,
     with the reason, if it fails or is cancelled). A run whose worker process dies ``max_attempts``
-    times fails (see :func:`worker_died`)."""
+    times fails (see :func:`worker_died`).
+
+    ``params``: the values a sweep set (dotted key -> value); ``provenance``: where and how it was queued;
+    ``trackers``: the tracker tables the run reports to (an existing run takes the new list). Ids are never
+    reused: a new run's id follows the highest id the store has given out, removed runs included."""
     with transaction(conn):
         row = conn.execute("SELECT id FROM runs WHERE study = ? AND name = ?", (study, name)).fetchone()
         if row:
+            if trackers is not None:
+                conn.execute("UPDATE runs SET trackers = ? WHERE id = ?", (json.dumps(trackers, sort_keys=True) if trackers else None, row["id"]))
             return int(row["id"]), False
         cur = conn.execute(
-            "INSERT INTO runs (study, name, config, epochs, priority, created, depends_on, max_attempts, experiment, seed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (study, name, json.dumps(config, sort_keys=True), epochs, priority, time.time(), depends_on, max_attempts, experiment or name, seed),
+            "INSERT INTO runs (id, study, name, config, epochs, priority, created, depends_on, max_attempts, experiment, seed, params, "
+            "provenance, trackers) VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM (SELECT MAX(id) AS id FROM runs UNION ALL "
+            "SELECT MAX(id) FROM removed_runs)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                study,
+                name,
+                json.dumps(config, sort_keys=True),
+                epochs,
+                priority,
+                time.time(),
+                depends_on,
+                max_attempts,
+                experiment or name,
+                seed,
+                json.dumps(params, sort_keys=True) if params else None,
+                json.dumps(provenance, sort_keys=True) if provenance else None,
+                json.dumps(trackers, sort_keys=True) if trackers else None,
+            ),
         )
         return int(cast(int, cur.lastrowid)), True
 

@@ -336,12 +336,15 @@ class ColdlabApp(App[None]):
         from coldlab.config import load_experiments
         from coldlab.engine.queueing import queue_runs
         from coldlab.errors import ColdlabError
+        from coldlab.plugins import get_registry
+        from coldlab.provenance import queued
 
         try:
             runs = load_experiments(path)
+            origin = queued(path, get_registry(), command=["coldlab", "tui", f"(key a: {path})"])
             conn = self.store.connect()
             try:  # the same checks as `coldlab run`: a changed experiment under an existing name is refused
-                created = sum(new for _, _, _, new in queue_runs(conn, runs, where=path))  # autoencoder runs first
+                created = sum(new for _, _, _, new in queue_runs(conn, runs, where=path, provenance=origin))  # autoencoder runs first
             finally:
                 conn.close()
         except ColdlabError as err:
