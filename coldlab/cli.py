@@ -83,7 +83,40 @@ def _worker(args: argparse.Namespace) -> int:
 def _ls(args: argparse.Namespace) -> int:
     from coldlab.runs_view import print_ls
 
-    return print_ls(_home(args), args.json)
+    sort = ("-" + args.sort.lstrip("-") if args.desc else args.sort) if args.sort else None
+    if args.desc and not args.sort:
+        raise ColdlabError("--desc needs --sort KEY", hint="e.g. coldlab ls --sort metric.fid --desc")
+    return print_ls(_home(args), args.json, args.where, sort=sort, limit=args.limit, columns=args.columns, archived=args.all)
+
+
+def _tag(args: argparse.Namespace) -> int:
+    from coldlab.workflow import tag_command
+
+    return tag_command(_home(args), args.items)
+
+
+def _note(args: argparse.Namespace) -> int:
+    from coldlab.workflow import note_command
+
+    return note_command(_home(args), args.run, args.text)
+
+
+def _archive(args: argparse.Namespace) -> int:
+    from coldlab.workflow import archive_command
+
+    return archive_command(_home(args), args.runs, args.undo)
+
+
+def _rm(args: argparse.Namespace) -> int:
+    from coldlab.workflow import remove_command
+
+    return remove_command(_home(args), args.runs)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from coldlab.diff import print_diff
+
+    return print_diff(_home(args), args.a, args.b, args.json)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -129,13 +162,24 @@ def _export(args: argparse.Namespace) -> int:
     from coldlab.report.export import export, parse_formats
 
     formats = parse_formats(args.format)
+    run_ids = args.runs
+    if args.where:
+        from coldlab.runs_view import find_runs
+
+        found = [r["id"] for r in find_runs(_home(args), args.where, archived=args.all)]
+        if not found:
+            raise ColdlabError("no run matches " + " and ".join(repr(w) for w in args.where), hint="try the same --where with coldlab ls")
+        run_ids = sorted(set(found) & set(run_ids)) if run_ids else found
+        if not run_ids:
+            raise ColdlabError("no run given with --runs matches --where", hint="try the same --where with coldlab ls")
     with data_session():  # the model figures' datasets, dropped when the export ends
         manifest = export(
             _home(args),
             Path(args.out),
             studies=args.study,
-            run_ids=args.runs,
+            run_ids=run_ids,
             formats=formats,
+            archived=args.all,
             model_figures=not args.no_model_figures,
             warn=lambda m: print(f"coldlab: warning: {m}", file=sys.stderr),
         )
@@ -228,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip figures computed from saved weights (degradation strips, reconstructions, trajectories, prior)",
     )
+    p.add_argument("--where", action="append", metavar="EXPR", help="only runs where EXPR holds (as for coldlab ls; repeat: all must hold)")
+    p.add_argument("--all", action="store_true", help="include archived runs")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=_export)
 
@@ -235,10 +281,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=_tui)
 
-    p = sub.add_parser("ls", help="list runs")
+    p = sub.add_parser("ls", help="list runs (search with --where)")
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="EXPR",
+        help="FIELD OP VALUE, e.g. 'metric.fid < 40', 'config.train.lr = 2e-4', 'tag = baseline' (repeat: all must hold)",
+    )
+    p.add_argument("--sort", metavar="KEY", help="sort by a field (metric.fid, config.train.lr, created, ...); --sort=-KEY or --desc: descending")
+    p.add_argument("--desc", action="store_true", help="sort descending")
+    p.add_argument("--limit", type=_positive, metavar="N", help="show at most N runs")
+    p.add_argument("--columns", nargs="+", metavar="COL", help="columns: id study name status epoch time 'train loss' metrics tags note, or fields")
+    p.add_argument("--all", action="store_true", help="include archived runs")
     p.add_argument("--home", help=home_help)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ls)
+
+    p = sub.add_parser("tag", help="add (+TAG) and remove (-TAG) tags of runs: coldlab tag 3 4 +baseline -draft")
+    p.add_argument("items", nargs="+", metavar="RUN|+TAG|-TAG")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=_tag)
+
+    p = sub.add_parser("note", help='set a run\'s note: coldlab note 3 "diverged after epoch 20" ("" removes it)')
+    p.add_argument("run", type=int)
+    p.add_argument("text")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=_note)
+
+    p = sub.add_parser("archive", help="hide runs from ls, export and the dashboard (--undo: show them again)")
+    p.add_argument("runs", nargs="+", type=int, metavar="RUN")
+    p.add_argument("--undo", action="store_true", help="show the runs again")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=_archive)
+
+    p = sub.add_parser("rm", help="delete runs and their folders (not a running run)")
+    p.add_argument("runs", nargs="+", type=int, metavar="RUN")
+    p.add_argument("--home", help=home_help)
+    p.set_defaults(func=_rm)
+
+    p = sub.add_parser("diff", help="config keys, final metrics and provenance that differ between two runs")
+    p.add_argument("a", type=int, metavar="RUN")
+    p.add_argument("b", type=int, metavar="RUN")
+    p.add_argument("--home", help=home_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_diff)
 
     p = sub.add_parser("show", help="one run: config, status, metrics, artifacts")
     p.add_argument("run", type=int)
@@ -254,7 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and getattr(args, "func", None) is _tag:  # -TAG looks like an option to argparse
+            args.items += extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if not getattr(args, "func", None):
             parser.print_help()
             return 2

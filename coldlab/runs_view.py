@@ -13,59 +13,100 @@ from rich.table import Table
 
 from coldlab.formatting import describe_value, format_duration, format_number
 from coldlab.home import Home
-from coldlab.store.queries import artifacts, evaluations, get_run, latest_metrics, list_runs, metric_series, running_seconds
+from coldlab.search import check_field, field_value, parse_all, select, sort_records
+from coldlab.store.catalog import run_records
+from coldlab.store.queries import artifacts, evaluations, get_run, metric_series, running_seconds
+from coldlab.store.records import tags_of
 
-__all__ = ["print_ls", "print_show", "run_details", "runs_summary"]
+__all__ = ["find_runs", "print_ls", "print_show", "run_details", "runs_summary"]
 
 
-def runs_summary(home: Home) -> list[dict[str, Any]]:
+DEFAULT_COLUMNS = ("id", "study", "name", "status", "epoch", "time", "train loss", "metrics", "tags", "note")
+
+
+def find_runs(
+    home: Home, where: list[str] | None = None, *, sort: str | None = None, limit: int | None = None, archived: bool = False
+) -> list[dict[str, Any]]:
+    """The runs ``ls`` shows: run records (see :mod:`coldlab.store.catalog`) that every ``where`` expression
+    holds for (see :mod:`coldlab.search`), sorted and cut to ``limit``. Archived runs only with ``archived``."""
+    conditions = parse_all(where)
+    sort_records([], sort)  # a bad sort key is an error before the store is read
     conn = home.connect(readonly=True)
     try:
-        rows = list_runs(conn)
-        latest = latest_metrics(conn)
-        out = []
-        for r in rows:
-            metrics = dict(latest.get(r["id"], {}))
-            out.append(
-                {
-                    "id": r["id"],
-                    "study": r["study"],
-                    "name": r["name"],
-                    "status": r["status"],
-                    "epoch": r["epoch"],
-                    "epochs": r["epochs"],
-                    "device": r["device"],
-                    "train_loss": metrics.pop("train_loss", None),
-                    "metrics": metrics,
-                    "seconds": running_seconds(r),
-                    "error": r["error"],
-                }
-            )
-        return out
+        records = run_records(conn, archived=archived)
     finally:
         conn.close()
+    found = sort_records(select(records, conditions), sort)
+    return found[:limit] if limit is not None else found
 
 
-def print_ls(home: Home, as_json: bool) -> int:
-    rows = runs_summary(home)
+def runs_summary(home: Home, where: list[str] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """``ls --json``: one object per run, its latest metrics under ``metrics`` (``train_loss`` beside them)."""
+    out = []
+    for r in find_runs(home, where, **kwargs):
+        metrics = dict(r["metrics"])
+        r = {k: v for k, v in r.items() if k not in ("config", "provenance")}
+        r["train_loss"] = metrics.pop("train_loss", None)
+        r["metrics"] = metrics
+        out.append(r)
+    return out
+
+
+def _cell(record: dict[str, Any], column: str) -> str:
+    if column == "epoch":
+        return f"{record['epoch']}/{record['epochs']}"
+    if column == "time":
+        return format_duration(record["seconds"])
+    if column == "train loss":
+        return format_number(record["metrics"].get("train_loss"))
+    if column == "metrics":
+        shown = {k: v for k, v in record["metrics"].items() if v is not None and k not in ("train_loss", "train_loss_step")}
+        return ", ".join(f"{k}={format_number(v)}" for k, v in sorted(shown.items()))
+    if column == "tags":
+        return " ".join(record["tags"])
+    if column == "note":
+        note = (record["note"] or "").splitlines()[0] if record["note"] else ""
+        return note if len(note) <= 40 else note[:39] + "…"
+    field, key = check_field(column, "--columns", column)
+    found, value = field_value(record, field, key)
+    if not found:
+        return ""
+    return format_number(value) if isinstance(value, float) else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def columns_of(text: list[str] | None) -> list[str]:
+    """``--columns`` (names, comma or space separated) checked: table columns or search fields."""
+    if not text:
+        return list(DEFAULT_COLUMNS)
+    columns = [c.strip() for part in text for c in part.split(",") if c.strip()]
+    for column in columns:
+        if column not in DEFAULT_COLUMNS:
+            check_field(column, "--columns", column)
+    return columns
+
+
+def print_ls(
+    home: Home,
+    as_json: bool,
+    where: list[str] | None = None,
+    *,
+    sort: str | None = None,
+    limit: int | None = None,
+    columns: list[str] | None = None,
+    archived: bool = False,
+) -> int:
+    shown = columns_of(columns)
+    rows = find_runs(home, where, sort=sort, limit=limit, archived=archived)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(runs_summary(home, where, sort=sort, limit=limit, archived=archived), indent=2))
         return 0
-    table = Table(title=escape(f"runs in {home.db}"))
-    for col in ("id", "study", "name", "status", "epoch", "time", "train loss", "metrics"):
-        table.add_column(col)
+    hidden = "" if archived else " (archived runs hidden: --all)"
+    table = Table(title=escape(f"runs in {home.db}") + (f": {len(rows)} matching" if where else "") + hidden)
+    for col in shown:
+        table.add_column(escape(col), overflow="fold")
     for r in rows:
-        metrics = ", ".join(f"{k}={format_number(v)}" for k, v in sorted(r["metrics"].items()) if v is not None and k != "train_loss_step")
-        table.add_row(
-            str(r["id"]),
-            escape(r["study"]),
-            escape(r["name"]),
-            r["status"],
-            f"{r['epoch']}/{r['epochs']}",
-            format_duration(r["seconds"]),
-            format_number(r["train_loss"]),
-            escape(metrics),
-        )
+        style = "dim" if r["archived"] else None
+        table.add_row(*(escape(_cell(r, c)) for c in shown), style=style)
     Console().print(table)
     return 0
 
@@ -87,6 +128,13 @@ def run_details(home: Home, run_id: int) -> dict[str, Any]:
             "attempts": r["attempts"],
             "worker_deaths": r["deaths"],
             "seconds": running_seconds(r),
+            "experiment": r["experiment"] or r["name"],
+            "seed": r["seed"],
+            "params": json.loads(r["params"]) if r["params"] else {},
+            "tags": tags_of(conn, [run_id])[run_id],
+            "note": r["note"],
+            "archived": bool(r["archived"]),
+            "provenance": json.loads(r["provenance"]) if r["provenance"] else {},
             "config": json.loads(r["config"]),
             "metrics": metric_series(conn, run_id),
             "artifacts": [
@@ -97,6 +145,29 @@ def run_details(home: Home, run_id: int) -> dict[str, Any]:
         }
     finally:
         conn.close()
+
+
+def provenance_lines(provenance: dict[str, Any]) -> list[str]:
+    """A run's provenance as a few readable lines (``show``, the report)."""
+    queued, ran = provenance.get("queued") or {}, provenance.get("ran") or {}
+    lines = []
+    if queued:
+        git = queued.get("git")
+        where = (
+            f"git {str(git.get('commit'))[:12]} on {git.get('branch')}" + (" (dirty)" if git.get("dirty") else "")
+            if git
+            else "not in a git repository"
+        )
+        lines.append(f"queued from {queued.get('study_file')} (sha256 {str(queued.get('study_sha256'))[:12]}), {where}")
+        lines.append(f"command: {queued.get('command')}")
+        packages = queued.get("packages") or {}
+        lines.append("packages: " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items())))
+    if ran:
+        cuda = f", CUDA {ran.get('cuda')}" if ran.get("cuda_available") else ""
+        lines.append(
+            f"ran on {ran.get('host')}, {ran.get('device')} ({ran.get('device_name')}): Python {ran.get('python')}, torch {ran.get('torch')}{cuda}"
+        )
+    return lines
 
 
 def print_show(home: Home, run_id: int, as_json: bool) -> int:
@@ -113,7 +184,17 @@ def print_show(home: Home, run_id: int, as_json: bool) -> int:
     )
     if details["error"]:
         console.print(f"[red]error:[/red] {escape(details['error'])}")
+    if details["archived"]:
+        console.print("[dim]archived (hidden from ls, export and the dashboard; coldlab archive --undo shows it again)[/dim]")
+    if details["params"]:
+        console.print("sweep values: " + escape(", ".join(f"{k} = {json.dumps(v)}" for k, v in details["params"].items())))
+    if details["tags"]:
+        console.print("tags: " + escape(" ".join(details["tags"])))
+    if details["note"]:
+        console.print("note: " + escape(details["note"]))
     console.print_json(json.dumps(details["config"]))
+    for line in provenance_lines(details["provenance"]):
+        console.print(escape(line))
     for name, series in details["metrics"].items():
         tail = ", ".join(f"{p['step']}: {p['value']:.4g}" for p in series[-8:] if p["value"] is not None)
         last = series[-1]

@@ -10,6 +10,7 @@ from typing import Any
 from coldlab.errors import ColdlabError
 from coldlab.home import Home, as_home
 from coldlab.store.queries import artifacts, evaluations, list_runs, metric_series, running_seconds
+from coldlab.store.records import tags_of
 
 
 @dataclasses.dataclass
@@ -30,6 +31,10 @@ class RunRecord:
     artifacts: list[dict[str, Any]]  # "path": the file (resolved against HOME)
     experiment: str = ""  # the experiment the run comes from (its runs at several seeds share it)
     seed: int | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # the values a sweep set (dotted key -> value)
+    tags: list[str] = dataclasses.field(default_factory=list)
+    note: str | None = None
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.experiment = self.experiment or self.name
@@ -75,8 +80,9 @@ class ExportData:
         return out
 
 
-def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: list[int] | None = None) -> ExportData:
-    """Read the selected runs (all, or those of ``studies`` and/or ``run_ids``) with everything recorded."""
+def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: list[int] | None = None, archived: bool = False) -> ExportData:
+    """Read the selected runs (all, or those of ``studies`` and/or ``run_ids``) with everything recorded.
+    Archived runs are left out unless ``archived`` or named in ``run_ids``."""
     home = as_home(home)
     db = home.db
     if not db.exists():
@@ -93,10 +99,12 @@ def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: lis
             raise ColdlabError(
                 f"no runs of study {study!r} in {db}", hint="studies in the store: " + (", ".join(known_studies) or "none"), where=("--study",)
             )
+    rows = [r for r in rows if archived or not r["archived"] or (run_ids and r["id"] in run_ids)]
     if studies or run_ids:
         rows = [r for r in rows if (studies and r["study"] in studies) or (run_ids and r["id"] in run_ids)]
     if not rows:
-        raise ColdlabError(f"nothing to export: the store {db} has no runs", hint="run a study first (coldlab run FILE)")
+        raise ColdlabError(f"nothing to export: no run of {db} is selected", hint="run a study first (coldlab run FILE); archived runs need --all")
+    tags = tags_of(conn, [int(r["id"]) for r in rows])
     runs = []
     for r in rows:
         runs.append(
@@ -114,6 +122,10 @@ def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: lis
                 evaluations=evaluations(conn, r["id"]),
                 experiment=r["experiment"] or r["name"],
                 seed=r["seed"],
+                params=json.loads(r["params"]) if r["params"] else {},
+                tags=tags.get(int(r["id"]), []),
+                note=r["note"],
+                provenance=json.loads(r["provenance"]) if r["provenance"] else {},
                 artifacts=[{**dict(a), "stored": a["path"], "path": str(home.file(a["path"]))} for a in artifacts(conn, r["id"])],
             )
         )

@@ -36,6 +36,7 @@ def export(
     run_ids: list[int] | None = None,
     formats: list[str] | None = None,
     model_figures: bool = True,
+    archived: bool = False,
     registry: Any = None,
     warn: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def export(
 
     registry = registry or get_registry()
     formats = list(FORMATS) if formats is None else formats
-    data = collect(home, studies=studies, run_ids=run_ids)
+    data = collect(home, studies=studies, run_ids=run_ids, archived=archived)
     home = data.home
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
