@@ -40,6 +40,8 @@ _LAZY = {
         )
     },
     "hookimpl": "coldlab.hookspecs",
+    "open": "coldlab.api",
+    "Store": "coldlab.api",
     "NoParams": "coldlab.params",
     "SEED_MAX": "coldlab.params",
     "param": "coldlab.params",
@@ -49,6 +51,7 @@ _LAZY = {
 
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers
+    from coldlab.api import Store, open
     from coldlab.components import (
         Autoencoder,
         DataContext,
@@ -113,6 +116,7 @@ __all__ = [
     "Sampler",
     "Schedule",
     "SizedDegradation",
+    "Store",
     "TrackedRun",
     "Tracker",
     "WorkerHandle",
@@ -123,5 +127,6 @@ __all__ = [
     "generator_device",
     "get_registry",
     "hookimpl",
+    "open",
     "param",
 ]
