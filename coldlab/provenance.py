@@ -110,3 +110,26 @@ def ran(device: str) -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,  # type: ignore[no-untyped-call]
     }
+
+
+def provenance_lines(provenance: dict[str, Any]) -> list[str]:
+    """A run's provenance as a few readable lines (``show``, the report)."""
+    queued, ran = provenance.get("queued") or {}, provenance.get("ran") or {}
+    lines = []
+    if queued:
+        git = queued.get("git")
+        where = (
+            f"git {str(git.get('commit'))[:12]} on {git.get('branch')}" + (" (dirty)" if git.get("dirty") else "")
+            if git
+            else "not in a git repository"
+        )
+        lines.append(f"queued from {queued.get('study_file')} (sha256 {str(queued.get('study_sha256'))[:12]}), {where}")
+        lines.append(f"command: {queued.get('command')}")
+        packages = queued.get("packages") or {}
+        lines.append("packages: " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items())))
+    if ran:
+        cuda = f", CUDA {ran.get('cuda')}" if ran.get("cuda_available") else ""
+        lines.append(
+            f"ran on {ran.get('host')}, {ran.get('device')} ({ran.get('device_name')}): Python {ran.get('python')}, torch {ran.get('torch')}{cuda}"
+        )
+    return lines

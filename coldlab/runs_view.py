@@ -13,6 +13,7 @@ from rich.table import Table
 
 from coldlab.formatting import describe_value, format_duration, format_number
 from coldlab.home import Home
+from coldlab.provenance import provenance_lines
 from coldlab.search import check_field, field_value, parse_all, select, sort_records
 from coldlab.store.catalog import run_records
 from coldlab.store.queries import artifacts, evaluations, get_run, metric_series, running_seconds
@@ -145,29 +146,6 @@ def run_details(home: Home, run_id: int) -> dict[str, Any]:
         }
     finally:
         conn.close()
-
-
-def provenance_lines(provenance: dict[str, Any]) -> list[str]:
-    """A run's provenance as a few readable lines (``show``, the report)."""
-    queued, ran = provenance.get("queued") or {}, provenance.get("ran") or {}
-    lines = []
-    if queued:
-        git = queued.get("git")
-        where = (
-            f"git {str(git.get('commit'))[:12]} on {git.get('branch')}" + (" (dirty)" if git.get("dirty") else "")
-            if git
-            else "not in a git repository"
-        )
-        lines.append(f"queued from {queued.get('study_file')} (sha256 {str(queued.get('study_sha256'))[:12]}), {where}")
-        lines.append(f"command: {queued.get('command')}")
-        packages = queued.get("packages") or {}
-        lines.append("packages: " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items())))
-    if ran:
-        cuda = f", CUDA {ran.get('cuda')}" if ran.get("cuda_available") else ""
-        lines.append(
-            f"ran on {ran.get('host')}, {ran.get('device')} ({ran.get('device_name')}): Python {ran.get('python')}, torch {ran.get('torch')}{cuda}"
-        )
-    return lines
 
 
 def print_show(home: Home, run_id: int, as_json: bool) -> int:

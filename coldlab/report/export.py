@@ -13,6 +13,7 @@ from coldlab.formatting import file_safe
 from coldlab.home import Home
 from coldlab.report import figures as fig
 from coldlab.report.collect import collect
+from coldlab.report.figures_sweep import sweep_curves
 from coldlab.report.tables import build_table, dumps_json, metric_names, to_csv, to_latex, to_markdown
 
 FORMATS = ("md", "csv", "latex", "html", "json")
@@ -91,6 +92,7 @@ def export(
             + fig.ks_curves(study, runs, figdir)
             + fig.class_histograms(study, runs, figdir)
             + fig.guidance_curves(study, runs, figdir)
+            + sweep_curves(study, runs, metric_names(runs), figdir)
         )
         if model_figures:
             from coldlab.report.figures_model import model_figures as draw_model

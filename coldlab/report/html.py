@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from coldlab.provenance import provenance_lines
 from coldlab.report.collect import RunRecord
 from coldlab.report.figures import Figure
 from coldlab.report.tables import Table, to_html
@@ -23,6 +24,7 @@ figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee
 figcaption { font-size: 0.85em; color: #555; }
 pre { background: #f7f7f7; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
 .warning { color: #a60; }
+.tag { background: #e3ecf7; border-radius: 3px; padding: 0 0.3em; font-size: 0.85em; }
 """
 
 
@@ -46,9 +48,19 @@ def _run_section(run: RunRecord) -> str:
         }
     )
     extra = "".join(f"<li class='warning'>unavailable — {html.escape(u)}</li>" for u in unavailable)
+    facts = []
+    if run.params:
+        facts.append("sweep values: " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in run.params.items()))
+    if run.tags:
+        facts.append("tags: " + " ".join(run.tags))
+    if run.note:
+        facts.append("note: " + run.note)
+    facts += provenance_lines(run.provenance)
+    listed = "".join(f"<li>{html.escape(f)}</li>" for f in facts)
+    tags = "".join(f" <span class='tag'>{html.escape(t)}</span>" for t in run.tags)
     return (
-        f"<details><summary>run {run.id}: {html.escape(run.name)} — {status}, epoch {run.epoch}/{run.epochs}</summary>"
-        f"<ul>{extra}</ul><pre>{html.escape(json.dumps(run.config, indent=2))}</pre></details>"
+        f"<details><summary>run {run.id}: {html.escape(run.name)} — {status}, epoch {run.epoch}/{run.epochs}{tags}</summary>"
+        f"<ul>{listed}{extra}</ul><pre>{html.escape(json.dumps(run.config, indent=2))}</pre></details>"
     )
 
 

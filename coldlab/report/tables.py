@@ -1,5 +1,5 @@
-"""Comparison tables: one row per experiment (its seeds pooled as mean ± std), rendered as
-Markdown, CSV, LaTeX, JSON and HTML.
+"""Comparison tables: one row per experiment and set of swept values (its seeds pooled as mean ± std),
+rendered as Markdown, CSV, LaTeX, JSON and HTML. A study with sweeps has a column per swept key.
 
 Columns: the distinguishing settings (degradation, schedule, network, sampler, steps), epochs,
 training time, final train and validation loss, and for every metric its *final* value (the last
@@ -27,6 +27,7 @@ from coldlab.engine.kinds import kind_of
 from coldlab.errors import ColdlabError
 from coldlab.formatting import format_number
 from coldlab.report.collect import RunRecord
+from coldlab.sweeps import value_label
 
 
 @dataclasses.dataclass
@@ -135,6 +136,14 @@ def latent_text(cfg: dict[str, Any]) -> str:
 SETTINGS = ("degradation", "schedule", "network", "sampler", "steps")
 
 
+def sweep_keys(runs: list[RunRecord]) -> list[str]:
+    """The swept keys of the runs, in the order the sweeps give them."""
+    keys: list[str] = []
+    for run in runs:
+        keys += [k for k in run.params if k not in keys]
+    return keys
+
+
 def metric_names(runs: list[RunRecord]) -> list[str]:
     names: list[str] = []
     for run in runs:
@@ -175,7 +184,10 @@ def _merge(cells: list[Cell]) -> Cell:
 def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | None]) -> Table:
     """The comparison table of one study."""
     metrics = metric_names(runs)
-    columns = [Column("experiment", "experiment", numeric=False), Column("runs", "runs", numeric=False)]
+    swept = sweep_keys(runs)
+    columns = [Column("experiment", "experiment", numeric=False)]
+    columns += [Column(f"param:{k}", f"sweep: {k}", numeric=False) for k in swept]
+    columns += [Column("runs", "runs", numeric=False), Column("tags", "tags", numeric=False)]
     columns += [Column(k, k, numeric=False) for k in SETTINGS]
     columns += [
         Column("epochs", "epochs", numeric=False),
@@ -188,16 +200,19 @@ def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | 
         columns.append(Column(f"{name}:final", f"{name} (final)", higher))
         if higher is not None:
             columns.append(Column(f"{name}:best", f"{name} (best)", higher))
-    groups: dict[str, list[RunRecord]] = {}
-    for run in runs:
-        groups.setdefault(run.experiment, []).append(run)
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for run in runs:  # an experiment's runs at one set of swept values: its seeds, pooled
+        groups.setdefault((run.experiment, json.dumps(run.params, sort_keys=True)), []).append(run)
     rows, notes = [], []
-    for experiment, members in groups.items():
+    for (experiment, _), members in groups.items():
         statuses = [m.status for m in members]
         status = "" if set(statuses) == {"finished"} else " [" + ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) + "]"
+        tags = sorted({t for m in members for t in m.tags})
         row = {
             "experiment": Cell(text=experiment + status),
+            **{f"param:{k}": Cell(text=value_label(members[0].params[k])) for k in swept if k in members[0].params},
             "runs": Cell(text=", ".join(str(m.id) for m in members)),
+            "tags": Cell(text=" ".join(tags)),
             "epochs": Cell(text="/".join(sorted({f"{m.epoch}/{m.epochs}" for m in members}))),
             "train_seconds": Cell([m.seconds for m in members if m.seconds is not None]),
         }
@@ -225,7 +240,9 @@ def build_table(study: str, runs: list[RunRecord], directions: dict[str, bool | 
                 )
                 extra = {
                     "experiment": Cell(text=label),
+                    **{f"param:{k}": Cell(text=value_label(m.params[k])) for k in swept if k in m.params},
                     "runs": Cell(text=str(m.id)),
+                    "tags": Cell(text=" ".join(m.tags)),
                     "epochs": Cell(text=f"{e['epoch']}/{m.epochs}"),
                     **{k: Cell(text=v) for k, v in settings.items()},
                 }

@@ -65,7 +65,7 @@ def enqueue(
                 max_attempts,
                 experiment or name,
                 seed,
-                json.dumps(params, sort_keys=True) if params else None,
+                json.dumps(params) if params else None,  # in the sweep's order
                 json.dumps(provenance, sort_keys=True) if provenance else None,
                 json.dumps(trackers, sort_keys=True) if trackers else None,
             ),
