@@ -197,7 +197,7 @@ def _tui(args: argparse.Namespace) -> int:
         from coldlab.tui.app import run
     except ImportError as err:
         raise ColdlabError(f"the dashboard needs Textual: {err}", hint="pip install textual") from None
-    return run(_home(args))
+    return run(_home(args), archived=args.all)
 
 
 def _positive(text: str) -> int:
@@ -278,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("tui", help="the dashboard: queue and watch runs live")
+    p.add_argument("--all", action="store_true", help="show archived runs too")
     p.add_argument("--home", help=home_help)
     p.set_defaults(func=_tui)
 

@@ -16,7 +16,7 @@ from coldlab.formatting import file_safe
 from coldlab.report.collect import RunRecord
 from coldlab.report.figures import Figure, save
 from coldlab.report.tables import sweep_keys
-from coldlab.sweeps import value_label
+from coldlab.sweeps import short_keys, value_label
 
 
 def final_value(run: RunRecord, name: str) -> float | None:
@@ -34,6 +34,7 @@ def _is_number(value: Any) -> bool:
 
 def sweep_curves(study: str, runs: list[RunRecord], metrics: list[str], out: Path) -> list[Figure]:
     keys = sweep_keys(runs)
+    short = short_keys(keys)
     figures: list[Figure] = []
     for key in keys:
         swept = [r for r in runs if key in r.params]
@@ -51,7 +52,7 @@ def sweep_curves(study: str, runs: list[RunRecord], metrics: list[str], out: Pat
                 v = final_value(r, name)
                 if v is None:
                     continue
-                others = ", ".join(f"{k}={value_label(x)}" for k, x in r.params.items() if k != key)
+                others = ", ".join(f"{short.get(k, k)}={value_label(x)}" for k, x in r.params.items() if k != key)
                 line = r.experiment + (f" ({others})" if others else "")
                 lines.setdefault(line, {}).setdefault(json.dumps(r.params[key], sort_keys=True), []).append(v)
             if not lines:

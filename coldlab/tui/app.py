@@ -41,6 +41,7 @@ COLUMNS = (
     ("val", "val loss"),
     ("fid", "FID"),
     ("eta", "ETA"),
+    ("tags", "tags"),
 )
 
 
@@ -66,6 +67,7 @@ def row_cells(row: RunRow) -> tuple[Any, ...]:
         format_number(row.val_loss),
         fid,
         format_eta(row.eta_s),
+        Text(" ".join(row.tags), style="cyan"),
     )
 
 
@@ -90,7 +92,14 @@ class ColdlabApp(App[None]):
     ]
 
     def __init__(
-        self, home: Path | Home, *, poll_s: float = 1.0, clock: Callable[[], float] = time.time, show_devices: bool = True, show_timing: bool = True
+        self,
+        home: Path | Home,
+        *,
+        poll_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        show_devices: bool = True,
+        show_timing: bool = True,
+        archived: bool = False,
     ) -> None:
         super().__init__()
         self.store = as_home(home)
@@ -106,6 +115,7 @@ class ColdlabApp(App[None]):
         self.study_filter = ""
         self.status_filter = "all"
         self.device_info: list[dict[str, Any]] = []
+        self.archived = archived  # show archived runs too (coldlab tui --all)
 
     @property
     def base(self) -> Any:
@@ -154,7 +164,7 @@ class ColdlabApp(App[None]):
     def _poll(self, selected: int | None) -> None:
         try:
             try:
-                snapshot = load_snapshot(self.home, selected, now=self.clock)
+                snapshot = load_snapshot(self.home, selected, now=self.clock, archived=self.archived)
             except Exception as err:  # a store being migrated or a torn read: say so, try again next tick
                 self._to_ui(self.say, f"could not read the store: {type(err).__name__}: {err}")
                 return
@@ -243,6 +253,12 @@ class ColdlabApp(App[None]):
         title = Text(f"run {detail.id}: {row.name if row else ''} — {row.status if row else ''}")
         if detail.error:
             title.append(f"\n{detail.error}", style="red")
+        if detail.params:
+            title.append("\nsweep: " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in detail.params.items()))
+        if detail.tags:
+            title.append("\ntags: " + " ".join(detail.tags), style="cyan")
+        if detail.note:
+            title.append("\nnote: " + detail.note, style="italic")
         self.base.query_one("#detail-title", Static).update(title)
         for name, values in detail.series.items():
             spark = self.base.query_one(f"#spark-{name}", Sparkline)
@@ -430,6 +446,6 @@ class ColdlabApp(App[None]):
         self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
 
 
-def run(home: Path | Home) -> int:
-    ColdlabApp(home).run()
+def run(home: Path | Home, archived: bool = False) -> int:
+    ColdlabApp(home, archived=archived).run()
     return 0

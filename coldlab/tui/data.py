@@ -27,6 +27,7 @@ from coldlab.store.queries import (
     recent_values,
     training_evaluation_values,
 )
+from coldlab.store.records import tags_of
 
 SERIES = ("train_loss", "val_loss", "fid", "classifier-fid")
 LOSS_NAMES = ("train_loss_step", "train_loss")
@@ -52,6 +53,8 @@ class RunRow:
     cancel_requested: bool
     error: str | None
     depends_on: int | None = None  # the run this one waits for (a latent run's autoencoder run)
+    tags: list[str] = dataclasses.field(default_factory=list)
+    archived: bool = False
 
     @property
     def progress(self) -> float:
@@ -66,6 +69,9 @@ class RunDetail:
     grid: Path | None
     log_tail: list[str]
     error: str | None
+    note: str | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # swept values
 
 
 @dataclasses.dataclass
@@ -83,11 +89,15 @@ def _first(values: dict[str, float | None], names: tuple[str, ...]) -> float | N
     return None
 
 
-def load_rows(conn: sqlite3.Connection, now: float | None = None) -> list[RunRow]:
+def load_rows(conn: sqlite3.Connection, now: float | None = None, *, archived: bool = False) -> list[RunRow]:
+    """The runs table (archived runs only with ``archived``)."""
     now = time.time() if now is None else now
     rows = []
     latest = latest_metrics(conn, names=(*LOSS_NAMES, "val_loss"))
+    tags = tags_of(conn)
     for r in list_runs(conn):
+        if r["archived"] and not archived:
+            continue
         fid, fid_name = latest_evaluation_value(conn, r["id"], ("fid", "classifier-fid"))
         values = latest.get(r["id"], {})
         rows.append(
@@ -110,6 +120,8 @@ def load_rows(conn: sqlite3.Connection, now: float | None = None) -> list[RunRow
                 cancel_requested=bool(r["cancel_requested"]),
                 error=r["error"],
                 depends_on=r["depends_on"],
+                tags=tags.get(int(r["id"]), []),
+                archived=bool(r["archived"]),
             )
         )
     return rows
@@ -149,12 +161,21 @@ def load_detail(conn: sqlite3.Connection, home: Path | Home, run_id: int) -> Run
     stored = latest_artifact(conn, run_id, "grid")
     grid = home.file(stored) if stored and home.file(stored).exists() else None
     return RunDetail(
-        id=run_id, config=json.loads(r["config"]), series=series(conn, run_id), grid=grid, log_tail=log_tail(home, run_id), error=r["error"]
+        id=run_id,
+        config=json.loads(r["config"]),
+        series=series(conn, run_id),
+        grid=grid,
+        log_tail=log_tail(home, run_id),
+        error=r["error"],
+        note=r["note"],
+        tags=tags_of(conn, [run_id])[run_id],
+        params=json.loads(r["params"]) if r["params"] else {},
     )
 
 
-def load_snapshot(home: Path | Home, selected: int | None, *, now: Callable[[], float] = time.time) -> Snapshot:
-    """Everything one refresh needs, through a read-only connection opened and closed here."""
+def load_snapshot(home: Path | Home, selected: int | None, *, now: Callable[[], float] = time.time, archived: bool = False) -> Snapshot:
+    """Everything one refresh needs, through a read-only connection opened and closed here (archived runs
+    only with ``archived``)."""
     start = time.perf_counter()
     home = as_home(home)
     if not home.db.exists():
@@ -162,7 +183,7 @@ def load_snapshot(home: Path | Home, selected: int | None, *, now: Callable[[], 
     conn = home.connect(readonly=True)
     try:
         try:
-            rows = load_rows(conn, now())
+            rows = load_rows(conn, now(), archived=archived)
         except sqlite3.OperationalError:  # the file exists a moment before its tables do
             return Snapshot([], None, time.perf_counter() - start, now())
         detail = load_detail(conn, home, selected) if selected is not None else None
