@@ -102,7 +102,9 @@ def test_root_experiments_file_holds_the_four_studies():
     by_study = {}
     for r in runs:
         by_study.setdefault(r.study, []).append(r)
-    assert sorted(by_study) == ["000", "002", "003", "003-cfg", "003-latent", "004"]
+    assert sorted(by_study) == ["000", "002", "003", "003-cfg", "003-latent", "004", "cosine-max-beta"]
+    swept = by_study["cosine-max-beta"]
+    assert [r.degradation["schedule"]["max_beta"] for r in swept] == [0.02, 0.1, 0.999] and {r.experiment for r in swept} == {"ddpm-cosine"}
     vae, *latent = by_study["003-latent"]
     assert vae.kind == "autoencoder" and vae.autoencoder["name"] == "vae"
     assert [r.latent for r in latent] == [{"run": "003-vae-mnist", "study": "003-latent"}] * 2

@@ -18,11 +18,14 @@ def test_root_experiments_smoke(tmp_path):
     by_status = {}
     for r in runs:
         by_status.setdefault(r["status"], []).append(r)
-    assert {r["study"] for r in by_status["finished"]} == {"000", "002", "003-cfg", "003-latent", "004"}
+    assert {r["study"] for r in by_status["finished"]} == {"000", "002", "003-cfg", "003-latent", "004", "cosine-max-beta"}
     # CIFAR-10 is not on this machine: its runs are reported as skipped with the reason, not dropped
     for r in by_status.get("skipped", []):
         assert r["study"] == "003" and "cifar10" in r["error"]
-    assert len(runs) == 22 and set(by_status) <= {"finished", "skipped"}
+    assert len(runs) == 25 and set(by_status) <= {"finished", "skipped"}
+    swept = [r for r in runs if r["study"] == "cosine-max-beta"]
+    assert sorted(r["params"]["degradation.schedule.max_beta"] for r in swept) == [0.02, 0.1, 0.999]
+    assert {r["experiment"] for r in swept} == {"ddpm-cosine-smoke"}
     cfg = next(r for r in runs if r["study"] == "003-cfg")
     evals = json.loads(cli("show", str(cfg["id"]), "--home", str(tmp_path), "--json").stdout)["evaluations"]
     assert sorted(e["settings"]["guidance_scale"] for e in evals if e["origin"] == "guidance") == [0, 1, 3, 5]
