@@ -90,7 +90,7 @@ dataset = { name = "synthetic", train = 32, test = 8, size = 16 }
 network = { name = "cnn", channels = [8], time_hidden = [8] }
 degradation = { name = "gaussian", schedule = { name = "linear", T = 10 } }
 sampler = "ddpm"
-train = { epochs = 2, batch_size = 16 }
+train = { epochs = 2, batch_size = 16, log_every = 1 }
 eval = { every = 1, grid = 4, samples = 4, metrics = [{ name = "rmse", images = 4 }] }
 trackers = ["mlflow"]
 """
