@@ -474,3 +474,28 @@ def test_an_unknown_or_unavailable_tracker_is_a_located_error(tmp_path, monkeypa
     path = write(tmp_path, SWEEP.replace('seeds = [0, 1]', 'trackers = ["tensorboard"]'))
     with pytest.raises(ColdlabError, match="ddpm: trackers: tensorboard: the tensorboard tracker needs the tensorboard package"):
         load_experiments(path)
+
+
+def test_the_readme_five_line_table_runs_as_written(tmp_path, capsys, monkeypatch):
+    """The README's pandas example, as written, on a store of the README's study (values recorded by hand)."""
+    pytest.importorskip("pandas")
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"in five lines:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    assert len(code.strip().splitlines()) == 5
+    monkeypatch.chdir(tmp_path)
+    spec = load_experiments(Path(__file__).resolve().parents[1] / "experiments.toml", only=["cosine-max-beta"])
+    conn = connect(Home("coldlab-runs").db)
+    values = {0.02: [10.0, 14.0], 0.1: [20.0, 22.0], 0.999: [40.0, 40.5]}
+    for run in spec:
+        for seed, fid in enumerate(values[run.params["degradation.schedule.max_beta"]]):
+            run_id, _ = enqueue(conn, run.study, f"{run.name}-seed{seed}", run.to_dict(), experiment=run.experiment, seed=seed, params=run.params)
+            claim(conn, "w", "cpu")
+            record_metrics(conn, run_id, [("classifier-fid", 5, 1, fid, None)])
+            finish(conn, run_id, "w", "finished")
+    conn.close()
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "12" in printed and "2.828427" in printed and "40.25" in printed and "0.353553" in printed, printed

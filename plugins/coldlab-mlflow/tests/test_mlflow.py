@@ -97,15 +97,17 @@ trackers = ["mlflow"]
 
 
 def test_coldlab_run_with_trackers_mlflow_fills_a_local_store(tmp_path, monkeypatch):
-    from coldlab import plugins
-    from coldlab.cli import main
+    import os
+    import subprocess
+    import sys
 
-    monkeypatch.setenv("COLDLAB_LOAD_PLUGINS", "coldlab-mlflow")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own reading client
-    monkeypatch.setattr(plugins, "_HOST", None)
     path = tmp_path / "exp.toml"
     path.write_text(STUDY)
-    assert main(["run", str(path), "--home", str(tmp_path / "home")]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ALLOW_FILE_STORE"}  # the plugin allows its own file store
+    env["COLDLAB_LOAD_PLUGINS"] = "coldlab-mlflow"
+    done = subprocess.run([sys.executable, "-m", "coldlab", "run", str(path), "--home", str(tmp_path / "home")], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     store = client(tmp_path / "home")
     [experiment] = [e for e in store.search_experiments() if e.name == "tiny"]
     [mirrored] = store.search_runs([experiment.experiment_id])
