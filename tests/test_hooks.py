@@ -175,6 +175,25 @@ class HookAutoencoder(coldlab.Autoencoder):
 
 every_kind.register_autoencoders = hookimpl(lambda register: register("hook-ae", HookAutoencoder))
 
+
+class HookTracker(coldlab.Tracker):
+    """Keeps what it is told in CALLS["tracker"]."""
+
+    def start(self, run):
+        called("tracker", ("start", run.name, run.folder.name))
+
+    def log_metrics(self, values, step):
+        called("tracker", ("metrics", step, sorted(values)))
+
+    def log_image(self, name, path, step):
+        called("tracker", ("image", name, path.name, path.exists()))
+
+    def end(self, status):
+        called("tracker", ("end", status))
+
+
+every_kind.register_trackers = hookimpl(lambda register: register("hook-tracker", HookTracker))
+
 TOML = """
 [[experiment]]
 study = "hooks"
@@ -186,6 +205,7 @@ network = { name = "hook-net", width = 6 }
 sampler = "hook-sampler"
 train = { epochs = 2, batch_size = 16 }
 eval = { every = 1, samples = 12, grid = 4, metrics = ["hook-mean", "test-loss"] }
+trackers = ["hook-tracker"]
 """
 
 
@@ -259,6 +279,15 @@ def test_hook_register_autoencoders():
     assert ae.latent_shape == (1, 8, 4) and torch.equal(ae.decode(ae.encode(x)[0]), x)
     ae.estimate_scale(x)
     assert torch.allclose(ae.from_latent(ae.to_latent(x)), x, atol=1e-6) and CALLS["autoencoder"]
+
+
+def test_hook_register_trackers(finished):
+    calls = CALLS["tracker"]
+    assert calls[0] == ("start", "every-kind", f"{finished.run['id']:05d}") and calls[-1] == ("end", "finished")
+    epochs = [c for c in calls if c[0] == "metrics" and "val_loss" in c[2]]
+    assert len(epochs) == 2 and all("train_loss" in c[2] for c in epochs)
+    assert [c for c in calls if c[0] == "metrics" and "hook-mean" in c[2]] and len([c for c in calls if c[0] == "image"]) == 2
+    assert all(c[1] == "grid" and c[3] for c in calls if c[0] == "image")
 
 
 def test_every_hook_has_a_test():

@@ -499,3 +499,21 @@ def test_the_readme_five_line_table_runs_as_written(tmp_path, capsys, monkeypatc
     exec(compile(code, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "12" in printed and "2.828427" in printed and "40.25" in printed and "0.353553" in printed, printed
+
+
+def test_trackers_are_not_part_of_the_experiment_and_a_requeue_takes_the_new_list(tmp_path):
+    from rich.console import Console
+
+    from coldlab.engine.launcher import enqueue_file
+
+    single = SWEEP.replace("seeds = [0, 1]\n", "").replace(', "train.lr" = [1e-3, 2e-3]', "").replace("[0.02, 0.1]", "[0.02]")
+    home = Home(tmp_path / "h")
+    quiet = Console(quiet=True)
+    enqueue_file(str(write(tmp_path, single)), home, only=None, smoke_run=False, epochs=None, resume=False, console=quiet)
+    conn = connect(home.db)
+    assert conn.execute("SELECT trackers FROM runs").fetchone()[0] is None
+    with_tb = single.replace('sampler = "ddpm"', 'sampler = "ddpm"\ntrackers = ["tensorboard"]')
+    enqueue_file(str(write(tmp_path, with_tb)), home, only=None, smoke_run=False, epochs=None, resume=False, console=quiet)  # not "changed"
+    assert [t["name"] for t in json.loads(conn.execute("SELECT trackers FROM runs").fetchone()[0])] == ["tensorboard"]
+    assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+    conn.close()
