@@ -334,4 +334,4 @@ def test_a_run_waiting_for_another_says_which(tmp_path):
     ae, _ = enqueue(conn, "s", "vae", {})
     enqueue(conn, "s", "ldm", {}, depends_on=ae)
     rows = {r.name: r for r in load_rows(conn)}
-    assert str(row_cells(rows["ldm"])[3]) == f"queued (after {ae})" and str(row_cells(rows["vae"])[3]) == "queued"
+    assert str(row_cells(rows["ldm"])[4]) == f"queued (after {ae})" and str(row_cells(rows["vae"])[4]) == "queued"

@@ -34,6 +34,7 @@ COLUMNS = (
     ("id", "id"),
     ("study", "study"),
     ("name", "name"),
+    ("tags", "tags"),
     ("status", "status"),
     ("device", "device"),
     ("progress", "epoch / progress"),
@@ -41,7 +42,6 @@ COLUMNS = (
     ("val", "val loss"),
     ("fid", "FID"),
     ("eta", "ETA"),
-    ("tags", "tags"),
 )
 
 
@@ -60,6 +60,7 @@ def row_cells(row: RunRow) -> tuple[Any, ...]:
         str(row.id),
         Text(row.study),
         Text(row.name),
+        Text(" ".join(row.tags), style="cyan"),
         Text(status, style=colour or ""),
         Text(row.device),
         progress_bar(row),
@@ -67,7 +68,6 @@ def row_cells(row: RunRow) -> tuple[Any, ...]:
         format_number(row.val_loss),
         fid,
         format_eta(row.eta_s),
-        Text(" ".join(row.tags), style="cyan"),
     )
 
 
