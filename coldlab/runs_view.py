@@ -86,6 +86,15 @@ def columns_of(text: list[str] | None) -> list[str]:
     return columns
 
 
+def _hidden_note(home: Home) -> str:
+    conn = home.connect(readonly=True)
+    try:
+        n = int(conn.execute("SELECT COUNT(*) FROM runs WHERE archived = 1").fetchone()[0])
+    finally:
+        conn.close()
+    return f"{n} archived {'run' if n == 1 else 'runs'} hidden (--all shows them)" if n else ""
+
+
 def print_ls(
     home: Home,
     as_json: bool,
@@ -101,8 +110,8 @@ def print_ls(
     if as_json:
         print(json.dumps(runs_summary(home, where, sort=sort, limit=limit, archived=archived), indent=2))
         return 0
-    hidden = "" if archived else " (archived runs hidden: --all)"
-    table = Table(title=escape(f"runs in {home.db}") + (f": {len(rows)} matching" if where else "") + hidden)
+    caption = ", ".join(part for part in (f"{len(rows)} matching" if where else "", "" if archived else _hidden_note(home)) if part)
+    table = Table(title=escape(f"runs in {home.db}"), caption=caption or None)
     for col in shown:
         table.add_column(escape(col), overflow="fold")
     for r in rows:
