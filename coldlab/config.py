@@ -53,6 +53,11 @@ class LoopSettings:
         min=0,
         smoke=256,
     )
+    precision: Literal["fp32", "bf16", "fp16"] = param(
+        "fp32", "training arithmetic: fp32, or mixed precision with bf16 or fp16 autocast (fp16 with a gradient scaler)"
+    )
+    compile: bool = param(False, "torch.compile the network for training (the first steps pay the compilation)")
+    channels_last: bool = param(False, "keep the network and its image batches in channels-last memory format")
 
 
 @dataclasses.dataclass

@@ -115,7 +115,7 @@ def test_label_dropout_replaces_labels_by_the_null_label_at_its_rate(registry, t
     assert abs(share - 0.3) < 0.015 and set(dropped.unique().tolist()) == {0, trainer.net.null_label}
     seen = []
     real = trainer.loss
-    trainer.loss = lambda x, labels, g: (seen.append(labels.clone()), real(x, labels, g))[1]
+    trainer.loss = lambda x, labels, g, net=None: (seen.append(labels.clone()), real(x, labels, g, net=net))[1]
     trainer.run()
     labels = torch.cat(seen)
     assert (labels == trainer.net.null_label).any() and (labels != trainer.net.null_label).any()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -64,16 +64,18 @@ class AutoencoderTrainer:
             run_dir=self.run_dir,
             reporter=reporter,
             device=self.device,
-            loss=lambda x, y, g: self.loss(x, y, g),
+            loss=lambda net, x, y, g: self.loss(x, y, g, net=net),
             evaluate=self.evaluate_epoch,
             eval_every=self.eval_cfg.every,
         )
 
     step = property(lambda self: self.loop.step)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        loss: torch.Tensor = self.net.loss(x, generator)[0]
-        return loss
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator, *, net: torch.nn.Module | None = None) -> torch.Tensor:
+        """The autoencoder's own loss (its ``loss`` method; ``train.compile`` compiles ``forward``, which this loss does
+        not go through, so it gains nothing for autoencoders)."""
+        loss: torch.Tensor = cast(Any, net if net is not None else self.net).loss(x, generator)[0]
+        return loss.float()
 
     def run(self, *, resume: bool = True) -> str:
         """Train to ``train.epochs`` (see :meth:`coldlab.engine.loop.TrainingLoop.run`)."""

@@ -28,8 +28,10 @@ from coldlab.engine.reporter import Reporter, StopRequested
 from coldlab.errors import ColdlabError
 from coldlab.files import remove_torn
 
-#: loss(x, labels or None, generator) -> scalar tensor
-LossFn = Callable[[torch.Tensor, "torch.Tensor | None", torch.Generator], torch.Tensor]
+#: loss(net, x, labels or None, generator) -> scalar tensor; ``net`` is the network to train through (compiled
+#: with ``train.compile``), sharing its parameters with the loop's ``net``
+LossFn = Callable[[torch.nn.Module, torch.Tensor, "torch.Tensor | None", torch.Generator], torch.Tensor]
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TrainingLoop:
@@ -61,7 +63,16 @@ class TrainingLoop:
         self.epochs: int = settings.epochs
         self.ema_decay: float = getattr(settings, "ema", 0.0)
         self.label_dropout: float = getattr(settings, "label_dropout", 0.0)
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.precision: str = getattr(settings, "precision", "fp32")
+        if getattr(settings, "channels_last", False):
+            net.to(memory_format=torch.channels_last)
+        if device.type == "cuda":  # TF32 matmuls and convolutions (fp32 storage, tensor cores)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        fused = True if device.type == "cuda" else None  # one kernel for the whole update where the device has it
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=fused)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision == "fp16")
+        self.train_net: torch.nn.Module = cast(torch.nn.Module, torch.compile(net)) if getattr(settings, "compile", False) else net
         self.cpu_gen = torch.Generator().manual_seed(settings.seed)
         self.dev_gen = torch.Generator(device=device).manual_seed(settings.seed + 1)
         self.epoch, self.step = 0, 0
@@ -81,6 +92,7 @@ class TrainingLoop:
             "epoch": self.epoch,
             "step": self.step,
             "partial": self.partial,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
         }
 
     def restore(self) -> bool:
@@ -99,6 +111,8 @@ class TrainingLoop:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.epoch, self.step, self.partial = state["epoch"], state["step"], state["partial"]
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         return True
 
     def checkpoint(self) -> None:
@@ -118,39 +132,70 @@ class TrainingLoop:
         if stop:
             raise StopRequested(stop)
 
+    def autocast(self) -> Any:
+        """Mixed precision for the forward pass and the loss (``train.precision``); a no-op in fp32."""
+        dtype = AUTOCAST.get(self.precision)
+        return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def batch(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        x = images[idx]
+        if getattr(self.settings, "channels_last", False) and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def check_finite(self, window: torch.Tensor, first: int, epoch: int) -> None:
+        """One host synchronisation: raise if a loss from step ``first`` to the current step was not finite."""
+        if not bool(torch.isfinite(window)):
+            steps = f"step {self.step}" if first >= self.step else f"steps {first}-{self.step}"
+            raise ColdlabError(
+                f"non-finite loss at epoch {epoch}, {steps}", hint="lower train.lr, or check the schedule and data scaling (fp16: try bf16)"
+            )
+
     def train_epoch(self, epoch: int) -> float:
+        """One epoch. The losses stay on the device: the host waits for them (and checks they are finite) only
+        every ``log_every`` steps, at the epoch's end and before a checkpoint, never at every step."""
         bs = self.settings.batch_size
+        acc = torch.float32 if self.device.type == "mps" else torch.float64
         if self.partial is not None and self.partial["epoch"] == epoch:
-            perm, start, loss_sum, count = self.partial["perm"], self.partial["batch"], self.partial["loss_sum"], self.partial["count"]
+            perm, start, count = self.partial["perm"], self.partial["batch"], self.partial["count"]
+            loss_sum = torch.as_tensor(self.partial["loss_sum"], dtype=acc).to(self.device)
         else:
-            perm, start, loss_sum, count = torch.randperm(self.data.train.shape[0], generator=self.cpu_gen), 0, 0.0, 0
+            perm, start, count = torch.randperm(self.data.train.shape[0], generator=self.cpu_gen), 0, 0
+            loss_sum = torch.zeros((), dtype=acc, device=self.device)
         self.net.train()
-        for b in range(start, self.steps_per_epoch):
-            idx = perm[b * bs : (b + 1) * bs].to(self.device)
-            x = self.data.train[idx]
-            y = self.data.train_labels[idx] if self.labels else None
-            if y is not None and self.label_dropout > 0:
-                y = self.drop_labels(y)
-            loss = self.loss(x, y, self.dev_gen)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise ColdlabError(
-                    f"non-finite loss ({value}) at epoch {epoch}, step {self.step + 1}", hint="lower train.lr, or check the schedule and data scaling"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            self.optimizer.step()
-            if self.ema is not None:
-                with torch.no_grad():
-                    for p_ema, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
-                        p_ema.lerp_(p, 1 - self.ema_decay)
-            self.step += 1
-            loss_sum, count = loss_sum + value * x.shape[0], count + x.shape[0]
-            if self.step % self.settings.log_every == 0:  # written as logged: the dashboard shows it live
-                self.reporter.metrics([("train_loss_step", self.step, epoch, value, None)])
-            self.partial = {"epoch": epoch, "batch": b + 1, "perm": perm, "loss_sum": loss_sum, "count": count}
-            self.beat()
-        return float(loss_sum / max(count, 1))
+        window, first = torch.zeros((), dtype=acc, device=self.device), self.step + 1
+        try:
+            for b in range(start, self.steps_per_epoch):
+                idx = perm[b * bs : (b + 1) * bs].to(self.device, non_blocking=True)
+                x = self.batch(idx, self.data.train)
+                y = self.data.train_labels[idx] if self.labels else None
+                if y is not None and self.label_dropout > 0:
+                    y = self.drop_labels(y)
+                with self.autocast():
+                    loss = self.loss(self.train_net, x, y, self.dev_gen)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                if self.ema is not None:
+                    with torch.no_grad():
+                        for p_ema, p in zip(self.ema.parameters(), self.net.parameters(), strict=True):
+                            p_ema.lerp_(p, 1 - self.ema_decay)
+                self.step += 1
+                value = loss.detach().to(acc)
+                window = window + value
+                loss_sum, count = loss_sum + value * x.shape[0], count + x.shape[0]
+                if self.step % self.settings.log_every == 0:  # written as logged: the dashboard shows it live
+                    self.check_finite(window, first, epoch)
+                    window, first = torch.zeros_like(window), self.step + 1
+                    self.reporter.metrics([("train_loss_step", self.step, epoch, float(value), None)])
+                self.partial = {"epoch": epoch, "batch": b + 1, "perm": perm, "loss_sum": loss_sum, "count": count}
+                self.beat()
+        except StopRequested:
+            self.check_finite(window, first, epoch)  # no checkpoint of weights a non-finite step already spoiled
+            raise
+        self.check_finite(window, first, epoch)
+        return float(loss_sum) / max(int(count), 1)
 
     @torch.no_grad()
     def validation_loss(self) -> float | None:
@@ -163,7 +208,7 @@ class TrainingLoop:
         for i in range(0, self.data.val.shape[0], bs):
             x = self.data.val[i : i + bs]
             y = self.data.val_labels[i : i + bs] if self.labels else None
-            total += float(self.loss(x, y, gen)) * x.shape[0]
+            total += float(self.loss(self.net, x, y, gen)) * x.shape[0]  # fp32, not compiled: comparable across settings
             n += x.shape[0]
         return total / n
 

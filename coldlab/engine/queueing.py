@@ -7,6 +7,7 @@ error naming the file and the experiment), so a rejected file leaves nothing que
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -43,6 +44,20 @@ def stored_experiment(run: Any, spec: dict[str, Any]) -> str:
     return str(run.experiment) + suffix
 
 
+def without_new_defaults(old: dict[str, Any], new: dict[str, Any], kind: str) -> dict[str, Any]:
+    """``new`` without the ``train``/``eval`` settings that ``old`` (a spec queued by an earlier coldlab) lacks
+    and that hold their defaults: a setting added later, left at its default, does not change an experiment (a
+    stored run reads it as its default, see :func:`coldlab.config.settings_of`)."""
+    out = dict(new)
+    classes = {"train": kind_of(kind).train_settings, "eval": kind_of(kind).eval_settings}
+    for table, cls in classes.items():
+        if not isinstance(old.get(table), dict) or not isinstance(new.get(table), dict):
+            continue
+        defaults = json.loads(json.dumps(dataclasses.asdict(cls())))
+        out[table] = {k: v for k, v in new[table].items() if k in old[table] or k not in defaults or v != defaults[k]}
+    return out
+
+
 def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]], where: str = "") -> None:
     """Raise a located ColdlabError if a planned run is in the store with other settings."""
     existing = stored_configs(conn)
@@ -57,7 +72,7 @@ def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]]
             continue
         stored = json.loads(json.dumps(spec, sort_keys=True))
         _link(run, stored, ids)
-        if found[1] != stored:
+        if found[1] != without_new_defaults(found[1], stored, run.kind):
             located = (where, run.experiment) if where else (run.experiment,)
             raise ColdlabError(
                 f"experiment {run.experiment!r} changed since it was queued as run {found[0]} ({spec['study']}/{spec['name']})",

@@ -51,7 +51,7 @@ class Trainer:
             run_dir=self.run_dir,
             reporter=reporter,
             device=self.device,
-            loss=lambda x, y, g: self.loss(x, y, g),
+            loss=lambda net, x, y, g: self.loss(x, y, g, net=net),
             evaluate=self.evaluate_epoch,
             eval_every=self.eval_cfg.every,
             labels=self.parts.conditional,
@@ -71,11 +71,12 @@ class Trainer:
     epoch = property(lambda self: self.loop.epoch)
     step = property(lambda self: self.loop.step)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator, *, net: torch.nn.Module | None = None) -> torch.Tensor:
+        """The training objective on a batch, through ``net`` (default: the run's network)."""
         z, t, target = self.degradation.training_batch(x, generator)
         t_frac = t.to(x.dtype) / self.degradation.T
-        out = self.net(z, t_frac, y)
-        return self.loss_fn(out, target)
+        out = (net if net is not None else self.net)(z, t_frac, y)
+        return self.loss_fn(out.float(), target.float())
 
     def run(self, *, resume: bool = True) -> str:
         """Train to ``train.epochs`` (see :meth:`coldlab.engine.loop.TrainingLoop.run`)."""
