@@ -108,18 +108,24 @@ def test_training_records_losses_grids_and_learns(tmp_path):
     assert steps == list(range(2, 21, 2))  # every log_every = 2 of 20 steps
 
 
-def test_non_finite_loss_fails_with_epoch_and_step(tmp_path, monkeypatch):
-    s = spec(tmp_path)
-    trainer = Trainer(s, tmp_path / "run", registry=get_registry(), reporter=Recorder())
+def spoil_loss(trainer, monkeypatch, step, factor=float("nan")):
+    """Make the trainer's loss non-finite (times ``factor``) at training step ``step``; returns the list of steps taken."""
     original, calls = trainer.loss, []
 
     def loss(x, y, g, net=None):
         if trainer.net.training:  # count training steps only (not validation batches)
             calls.append(1)
         value = original(x, y, g, net=net)
-        return value * float("nan") if len(calls) == 7 else value
+        return value * factor if len(calls) == step else value
 
     monkeypatch.setattr(trainer, "loss", loss)
+    return calls
+
+
+def test_non_finite_loss_fails_with_epoch_and_step(tmp_path, monkeypatch):
+    s = spec(tmp_path)
+    trainer = Trainer(s, tmp_path / "run", registry=get_registry(), reporter=Recorder())
+    calls = spoil_loss(trainer, monkeypatch, 7)
     # the host checks the losses every log_every = 2 steps (no synchronisation per step): step 7 is named in steps 7-8
     with pytest.raises(ColdlabError, match=r"non-finite loss at epoch 2, steps 7-8 "):
         trainer.run()

@@ -15,7 +15,7 @@ from coldlab.engine.queueing import check_queue
 from coldlab.engine.trainer import Trainer
 from coldlab.plugins import get_registry
 from coldlab.store import connect, enqueue
-from test_engine import Recorder, spec
+from test_engine import Recorder, spec, spoil_loss
 
 
 def train(tmp_path, name, **settings):
@@ -66,17 +66,10 @@ def test_the_host_checks_losses_every_log_every_steps_not_every_step(tmp_path, m
 
 def test_a_non_finite_loss_between_checks_is_caught_at_the_epoch_end(tmp_path, monkeypatch):
     trainer = Trainer(spec(tmp_path, epochs=1, log_every=50), tmp_path / "r", registry=get_registry(), reporter=Recorder())
-    original, calls = trainer.loss, []
-
-    def loss(x, y, g, net=None):
-        if trainer.net.training:
-            calls.append(1)
-        value = original(x, y, g, net=net)
-        return value * float("inf") if len(calls) == 3 else value
-
-    monkeypatch.setattr(trainer, "loss", loss)
+    calls = spoil_loss(trainer, monkeypatch, 3, float("inf"))
     with pytest.raises(ColdlabError, match=r"non-finite loss at epoch 1, steps 1-5 "):
         trainer.run()
+    assert len(calls) == 5  # the whole epoch ran: no check between
 
 
 def test_a_setting_added_later_at_its_default_does_not_change_a_stored_experiment(tmp_path):
