@@ -17,8 +17,10 @@ for each call, so a study may be running while a notebook reads it. Archived run
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,18 +114,14 @@ class Store:
     def __repr__(self) -> str:
         return f"coldlab.open({str(self.home.root)!r})"
 
-    def _read(self) -> Any:
-        import contextlib
-
-        @contextlib.contextmanager
-        def reading() -> Any:
-            conn = self.home.connect(readonly=True)
-            try:
-                yield conn
-            finally:
-                conn.close()
-
-        return reading()
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A read-only connection for one call."""
+        conn = self.home.connect(readonly=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     def _records(self, where: tuple[str, ...], sort: str | None, limit: int | None, archived: bool) -> list[dict[str, Any]]:
         conditions = parse_all(list(where))

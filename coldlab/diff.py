@@ -48,8 +48,6 @@ def diff_runs(home: Home, a: int, b: int) -> dict[str, Any]:
 
 
 def _show(value: Any) -> str:
-    if value is MISSING or value == MISSING:
-        return MISSING
     if isinstance(value, float):
         return format_number(value)
     return json.dumps(value) if not isinstance(value, str) else value

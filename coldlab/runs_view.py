@@ -41,10 +41,11 @@ def find_runs(
     return found[:limit] if limit is not None else found
 
 
-def runs_summary(home: Home, where: list[str] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-    """``ls --json``: one object per run, its latest metrics under ``metrics`` (``train_loss`` beside them)."""
+def runs_summary(home: Home, where: list[str] | None = None, *, records: list[dict[str, Any]] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """``ls --json``: one object per run (of ``records``, else those ``find_runs`` gives), its latest metrics under
+    ``metrics`` (``train_loss`` beside them)."""
     out = []
-    for r in find_runs(home, where, **kwargs):
+    for r in find_runs(home, where, **kwargs) if records is None else records:
         metrics = dict(r["metrics"])
         r = {k: v for k, v in r.items() if k not in ("config", "provenance")}
         r["train_loss"] = metrics.pop("train_loss", None)
@@ -108,7 +109,7 @@ def print_ls(
     shown = columns_of(columns)
     rows = find_runs(home, where, sort=sort, limit=limit, archived=archived)
     if as_json:
-        print(json.dumps(runs_summary(home, where, sort=sort, limit=limit, archived=archived), indent=2))
+        print(json.dumps(runs_summary(home, records=rows), indent=2))
         return 0
     caption = ", ".join(part for part in (f"{len(rows)} matching" if where else "", "" if archived else _hidden_note(home)) if part)
     table = Table(title=escape(f"runs in {home.db}"), caption=caption or None)

@@ -173,16 +173,16 @@ def sort_records(records: list[dict[str, Any]], key: str | None) -> list[dict[st
     descending = key.startswith("-")
     field, sub = check_field(key.lstrip("-"), "--sort", key)
 
-    def order(record: dict[str, Any]) -> tuple[int, int, Any, int]:
+    present: list[tuple[tuple[int, Any], dict[str, Any]]] = []
+    missing = []
+    for record in records:
         found, value = field_value(record, field, sub)
         if field == "tag":
             found, value = bool(record["tags"]), ",".join(record["tags"])
-        number = _number(value)
         if not found:
-            return (1, 0, 0, record["id"])
-        return (0, 0, number, record["id"]) if number is not None else (0, 1, _text(value), record["id"])
-
-    present = [r for r in records if order(r)[0] == 0]
-    missing = [r for r in records if order(r)[0] == 1]
-    present.sort(key=lambda r: order(r)[1:3], reverse=descending)
-    return present + missing
+            missing.append(record)
+            continue
+        number = _number(value)
+        present.append(((0, number) if number is not None else (1, _text(value)), record))
+    present.sort(key=lambda pair: pair[0], reverse=descending)  # stable: ties keep their (id) order
+    return [r for _, r in present] + missing

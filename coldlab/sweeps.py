@@ -105,7 +105,7 @@ def locate(err: ColdlabError, values: dict[str, Any]) -> ColdlabError:
     location starts with), else at the combination's values."""
     where = ".".join(err.where)
     for key in values:
-        if where == key or where.startswith(key + ".") or key.startswith(where + ".") and where:
+        if where and (where == key or where.startswith(key + ".") or key.startswith(where + ".")):
             shown = json.dumps(values[key]) if not isinstance(values[key], str) else repr(values[key])
             return ColdlabError(f"{key} = {shown}: {err.message}", hint=err.hint, where=("sweep", key))
     combo = ", ".join(f"{k} = {json.dumps(v)}" for k, v in values.items())

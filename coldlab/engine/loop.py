@@ -64,7 +64,9 @@ class TrainingLoop:
         self.ema_decay: float = getattr(settings, "ema", 0.0)
         self.label_dropout: float = getattr(settings, "label_dropout", 0.0)
         self.precision: str = getattr(settings, "precision", "fp32")
-        if getattr(settings, "channels_last", False):
+        self.autocast_dtype = AUTOCAST.get(self.precision)
+        self.channels_last: bool = getattr(settings, "channels_last", False)
+        if self.channels_last:
             net.to(memory_format=torch.channels_last)
         if device.type == "cuda":  # TF32 matmuls and convolutions (fp32 storage, tensor cores)
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -134,12 +136,11 @@ class TrainingLoop:
 
     def autocast(self) -> Any:
         """Mixed precision for the forward pass and the loss (``train.precision``); a no-op in fp32."""
-        dtype = AUTOCAST.get(self.precision)
-        return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None)
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def batch(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         x = images[idx]
-        if getattr(self.settings, "channels_last", False) and x.dim() == 4:
+        if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from coldlab.components.tracker import TrackedRun, Tracker
-from coldlab.engine.evaluation import MetricResult
 from coldlab.engine.reporter import MetricRow, Reporter
 from coldlab.home import Home
 
@@ -73,25 +72,13 @@ class TrackedReporter(Reporter):
         if kind == "grid" and str(path).endswith(".png"):
             self._each("log_image", kind, Path(path), int(step or 0))
 
-    def evaluation(
-        self,
-        *,
-        key: str,
-        epoch: int,
-        step: int,
-        sampler: dict[str, Any],
-        settings: dict[str, Any],
-        results: list[MetricResult],
-        seconds: float,
-        origin: str = "training",
-    ) -> int | None:
-        out = self.inner.evaluation(
-            key=key, epoch=epoch, step=step, sampler=sampler, settings=settings, results=results, seconds=seconds, origin=origin
-        )
-        prefix = "" if origin == "training" else f"{origin}/{key.rsplit(':', 1)[-1]}/"
-        values = {prefix + r.name: float(r.value) for r in results if r.value is not None}
+    def evaluation(self, **info: Any) -> int | None:
+        out = self.inner.evaluation(**info)
+        origin = info.get("origin", "training")
+        prefix = "" if origin == "training" else f"{origin}/{info['key'].rsplit(':', 1)[-1]}/"
+        values = {prefix + r.name: float(r.value) for r in info["results"] if r.value is not None}
         if values:
-            self._each("log_metrics", values, step)
+            self._each("log_metrics", values, info["step"])
         return out
 
     def progress(self, epoch: int, step: int, total_steps: int) -> str | None:
