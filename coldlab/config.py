@@ -56,7 +56,7 @@ class LoopSettings:
     precision: Literal["fp32", "bf16", "fp16"] = param(
         "fp32", "training arithmetic: fp32, or mixed precision with bf16 or fp16 autocast (fp16 with a gradient scaler)"
     )
-    compile: bool = param(False, "torch.compile the network for training (the first steps pay the compilation)")
+    compile: bool = param(False, "torch.compile the network for training and sampling (the first steps pay the compilation)")
     channels_last: bool = param(False, "keep the network and its image batches in channels-last memory format")
 
 
@@ -80,13 +80,22 @@ class TrainSettings(LoopSettings):
 class EvalSettings:
     """Evaluation settings of an experiment (the ``eval`` table)."""
 
+    #: settings that change how an evaluation runs, not what it computes: not part of the experiment's identity
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("batch_size",)
+
     every: int = param(5, "evaluate every this many epochs (and after the last; 0: only after the last)", min=0, smoke=1)
     samples: int = param(500, "number of generated samples for metrics (000: 500, 002: 1000)", min=1, smoke=16)
     grid: int = param(64, "samples in each saved grid", min=1, smoke=4)
     metrics: list[str | dict[str, Any]] = param([], "metric plugins to evaluate: names, or tables with a name and parameters")
     seed: int = param(1234, "seed of the fixed batch of start points (and of every random draw in evaluation)", min=0, max=SEED_MAX)
     final_metrics: list[str | dict[str, Any]] = param([], "metrics evaluated only after the last epoch (costly ones)")
-    batch_size: int = param(250, "samples generated (and images reconstructed) per batch in evaluation", min=1)
+    batch_size: int | Literal["auto"] = param(
+        "auto",
+        "samples per network call when sampling (and metrics' batch); 'auto': as many as half the GPU's free memory holds "
+        "(250 on a CPU). Results do not depend on it (samples are drawn in lockstep), so it is not part of the experiment",
+        min=1,
+    )
+    cuda_graphs: bool = param(False, "replay the sampling network's forward passes as CUDA graphs (torch.compile reduce-overhead; CUDA only)")
     keep_weights: bool = param(True, "save the sampling weights at every evaluation epoch (for coldlab eval --checkpoint)")
     guidance_scale: float | None = param(
         None,

@@ -36,7 +36,8 @@ class DeviceCache:
     def like(self, other: torch.Tensor) -> torch.Tensor:
         key = (other.device, other.dtype)
         if key not in self._copies:
-            self._copies[key] = self.values.to(device=other.device, dtype=other.dtype)
+            with torch.inference_mode(False):  # made while sampling, still usable when training resumes
+                self._copies[key] = self.values.to(device=other.device, dtype=other.dtype)
         return self._copies[key]
 
 

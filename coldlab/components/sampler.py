@@ -84,7 +84,6 @@ class Sampler:
                 hint="use 'cold-improved' or 'cold-naive' for deterministic degradations",
             )
 
-    @torch.no_grad()
     def sample(
         self,
         net: torch.nn.Module,
@@ -96,6 +95,8 @@ class Sampler:
         trajectory_every: int | None = None,
         generator: torch.Generator | None = None,
     ) -> SampleResult:
+        """Run the reverse process under ``torch.inference_mode`` (no autograd bookkeeping at all); what it
+        returns are ordinary tensors, copied out of inference mode, so callers may use them anywhere."""
         self.check(degradation)
         t_start = degradation.T if t_start is None else int(t_start)
         if not 1 <= t_start <= degradation.T:
@@ -105,11 +106,12 @@ class Sampler:
         keep = trajectory_every
         if keep:
             trajectory.append((seq[0], z.clone()))
-        for i, (t, t_next) in enumerate(itertools.pairwise(seq)):
-            z = self.step(net, degradation, z, t, t_next, y=y, generator=generator)
-            if keep and ((i + 1) % keep == 0 or t_next == seq[-1]):
-                trajectory.append((t_next, z.clone()))
-        return SampleResult(images=z, trajectory=trajectory)
+        with torch.inference_mode():
+            for i, (t, t_next) in enumerate(itertools.pairwise(seq)):
+                z = self.step(net, degradation, z, t, t_next, y=y, generator=generator)
+                if keep and ((i + 1) % keep == 0 or t_next == seq[-1]):
+                    trajectory.append((t_next, z.clone()))
+        return SampleResult(images=z.clone(), trajectory=[(t, x.clone()) for t, x in trajectory])
 
     def steps(self, t_start: int) -> list[int]:
         """The visited steps, from ``t_start`` down to 0."""

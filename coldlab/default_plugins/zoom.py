@@ -53,7 +53,8 @@ class ZoomDegradation(SizedDegradation):
             T = self.steps_for(height, width)
             rows = torch.stack([nearest_indices(height, height - t, (t + 1) // 2) for t in range(T + 1)])
             cols = torch.stack([nearest_indices(width, width - t, (t + 1) // 2) for t in range(T + 1)])
-            self._tables[key] = (rows.to(device), cols.to(device), T)
+            with torch.inference_mode(False):  # made while sampling, still usable when training resumes
+                self._tables[key] = (rows.to(device), cols.to(device), T)
         return self._tables[key]
 
     def degrade(self, x: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -3,7 +3,9 @@
 The :class:`RunEvaluation` (the engine's :class:`coldlab.EvalContext`) generates what metrics consume once per evaluation and shares it:
 ``eval.samples`` unconditional samples from the prior's fixed start points (seed
 ``eval.seed``, so two evaluations of the same weights give the same numbers), and
-conditional reconstructions of the test set for each requested step t. It also keeps a
+conditional reconstructions of the test set for each requested step t. Samples are drawn in lockstep
+and the network called on chunks (:mod:`coldlab.engine.batching`), so the numbers do not depend on
+``eval.batch_size`` (``"auto"``: sized to the device's free memory). It also keeps a
 disk cache (``HOME/cache``) for statistics of real images and for trained classifiers, so
 a second run never recomputes them.
 
@@ -24,6 +26,7 @@ from typing import Any, cast
 import torch
 
 from coldlab.components.metric import Metric, MetricUnavailable, ReconstructionBatch, SampleBatch
+from coldlab.engine.batching import GROUP, HOST_CHUNK, ChunkedNetwork, auto_chunk
 from coldlab.engine.data import load_dataset
 from coldlab.errors import ColdlabError
 from coldlab.files import load_tensors, save_atomic
@@ -73,7 +76,7 @@ class RunEvaluation:
         value_range: tuple[float, float],
         device: torch.device | str,
         samples: int,
-        batch_size: int,
+        batch_size: int | str,
         seed: int,
         cache_dir: Path,
         train_images: torch.Tensor | None = None,
@@ -83,13 +86,20 @@ class RunEvaluation:
         guidance_scale: float | None = None,
         sample_class: int | str = "all",
         codec: Any = None,
+        cuda_graphs: bool = False,
     ) -> None:
         self.registry, self.dataset_spec = registry, dataset_spec
         self.net, self.degradation, self.sampler, self.prior = net, degradation, sampler, prior
         self.shape, self.num_classes = tuple(shape), num_classes
         self.value_range: tuple[float, float] = (float(value_range[0]), float(value_range[1]))
         self.device = torch.device(device)
-        self.n_samples, self.batch_size, self.seed = int(samples), max(1, int(batch_size)), int(seed)
+        self.n_samples, self.seed = int(samples), int(seed)
+        # the network's chunk when sampling ("auto": sized on first use); metrics batch their own work by
+        # ``batch_size`` (the chunk when one is given, else HOST_CHUNK: a feature extractor's memory is its own)
+        self.requested_batch: int | str = batch_size if batch_size == "auto" else max(1, int(batch_size))
+        self.batch_size = HOST_CHUNK if batch_size == "auto" else max(1, int(batch_size))
+        self._chunk: int | None = None
+        self.cuda_graphs = cuda_graphs
         self.cache_dir = Path(cache_dir)
         self.train_images, self.train_labels = train_images, train_labels
         self.train_loss = train_loss
@@ -139,10 +149,30 @@ class RunEvaluation:
         return torch.Generator(device=self.device).manual_seed(self.seed + offset)
 
     # ---- generation --------------------------------------------------------------------
+    def chunk_size(self) -> int:
+        """Samples per network call when sampling: ``eval.batch_size``, or for ``"auto"`` what the device's
+        free memory holds (measured once per evaluation; see :func:`coldlab.engine.batching.auto_chunk`)."""
+        if self._chunk is None:
+            if self.requested_batch == "auto":
+                guided = self.guidance_scale is not None and self.guidance_scale not in (0, 1)
+                per_call = 2 if guided else 1  # guidance runs the network twice on each chunk
+                chunk = auto_chunk(self.net, self.sample_shape, self.device, labels=self.conditional, cap=max(self.n_samples, 1))
+                self._chunk = max(1, chunk // per_call)
+            else:
+                self._chunk = int(self.requested_batch)
+        return self._chunk
+
+    def chunked(self, net: torch.nn.Module, size: int | None = None) -> torch.nn.Module:
+        """``net`` called on chunks of ``size`` (default :meth:`chunk_size`) samples, a step of progress after each."""
+        return ChunkedNetwork(net, size or self.chunk_size(), self.on_batch, graphs=self.cuda_graphs)
+
     @torch.no_grad()
     def generate(self, n: int, batch_size: int | None = None) -> Iterator[torch.Tensor]:
-        """``n`` unconditional samples in batches, from fixed start points (seed ``eval.seed``)."""
-        batch_size = batch_size or self.batch_size
+        """``n`` unconditional samples from fixed start points (seed ``eval.seed``), yielded in batches of
+        ``batch_size`` (default :meth:`chunk_size`, which is also the network's chunk). Up to
+        :data:`~coldlab.engine.batching.GROUP` samples are drawn in lockstep, so the samples do not depend on
+        the batch size."""
+        chunk = batch_size or self.chunk_size()
         start_gen = torch.Generator().manual_seed(self.seed)
         step_gen = self.generator(1)
         self.net.eval()
@@ -151,12 +181,13 @@ class RunEvaluation:
             from coldlab.engine.guidance import GuidedNetwork, sample_labels
 
             net, labels = GuidedNetwork(self.net, self.guidance_scale), sample_labels(n, self.num_classes, self.sample_class)
-        for i in range(0, n, batch_size):
-            b = min(batch_size, n - i)
+        for g in range(0, n, GROUP):
+            b = min(GROUP, n - g)
             z = self.prior.sample(b, self.sample_shape, generator=start_gen).to(self.device)
-            y = None if labels is None else labels[i : i + b].to(self.device)
-            yield self.decode(self.sampler.sample(net, self.degradation, z, y=y, generator=step_gen).images)
-            self.on_batch()
+            y = None if labels is None else labels[g : g + b].to(self.device)
+            images = self.decode(self.sampler.sample(self.chunked(net, chunk), self.degradation, z, y=y, generator=step_gen).images)
+            for i in range(0, b, chunk):
+                yield images[i : i + chunk]
 
     def requested_labels(self) -> torch.Tensor | None:
         """The class asked of each of the ``eval.samples`` generated samples (on ``device``), or None
@@ -213,13 +244,13 @@ class RunEvaluation:
             noise_gen, step_gen = self.generator(2), self.generator(3)
             outs = []
             self.net.eval()
-            for i in range(0, n, self.batch_size):
-                x = images[i : min(n, i + self.batch_size)].to(self.device)
-                y = labels[i : i + x.shape[0]].to(self.device) if self.conditional else None
+            net = self.chunked(self.net)
+            for g in range(0, n, GROUP):  # each group degraded and sampled back in lockstep
+                x = images[g : min(n, g + GROUP)].to(self.device)
+                y = labels[g : g + x.shape[0]].to(self.device) if self.conditional else None
                 x0 = self.encode(x)
                 z = self.degradation.degrade(x0, t, self.degradation.sample_noise(x0, noise_gen))
-                outs.append(self.decode(self.sampler.sample(self.net, self.degradation, z, t_start=t, y=y, generator=step_gen).images))
-                self.on_batch()
+                outs.append(self.decode(self.sampler.sample(net, self.degradation, z, t_start=t, y=y, generator=step_gen).images))
             self._reconstructions[key] = (images[:n].to(self.device), torch.cat(outs), labels[:n].to(self.device))
         return self._reconstructions[key]
 
@@ -284,7 +315,8 @@ def eval_settings(metrics: list[dict[str, Any]], ctx: RunEvaluation, weights: st
     guidance = {} if ctx.guidance_scale is None else {"guidance_scale": ctx.guidance_scale, "class": ctx.sample_class}
     return {
         "samples": ctx.n_samples,
-        "batch_size": ctx.batch_size,
+        "batch_size": ctx.requested_batch,
+        "chunk": ctx._chunk,
         "seed": ctx.seed,
         "weights": weights,
         "metrics": list(metrics),

@@ -58,6 +58,17 @@ def without_new_defaults(old: dict[str, Any], new: dict[str, Any], kind: str) ->
     return out
 
 
+def identity(spec: dict[str, Any], kind: str) -> dict[str, Any]:
+    """What makes an experiment the same one: its stored spec without the settings that change only how it
+    runs (``EXECUTION_ONLY`` of the kind's settings, e.g. ``eval.batch_size``: results do not depend on it)."""
+    out = dict(spec)
+    for table, cls in (("train", kind_of(kind).train_settings), ("eval", kind_of(kind).eval_settings)):
+        drop = getattr(cls, "EXECUTION_ONLY", ())
+        if drop and isinstance(out.get(table), dict):
+            out[table] = {k: v for k, v in out[table].items() if k not in drop}
+    return out
+
+
 def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]], where: str = "") -> None:
     """Raise a located ColdlabError if a planned run is in the store with other settings."""
     existing = stored_configs(conn)
@@ -72,7 +83,7 @@ def check_queue(conn: sqlite3.Connection, plan: list[tuple[Any, dict[str, Any]]]
             continue
         stored = json.loads(json.dumps(spec, sort_keys=True))
         _link(run, stored, ids)
-        if found[1] != without_new_defaults(found[1], stored, run.kind):
+        if identity(found[1], run.kind) != identity(without_new_defaults(found[1], stored, run.kind), run.kind):
             located = (where, run.experiment) if where else (run.experiment,)
             raise ColdlabError(
                 f"experiment {run.experiment!r} changed since it was queued as run {found[0]} ({spec['study']}/{spec['name']})",

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from coldlab.config import DiffusionSpec, EvalSettings, LoopSettings, RunSpec, TrainSettings, settings_of, stored_spec
+from coldlab.engine.batching import sampling_network
 from coldlab.engine.data import RunData, load_run_data
 from coldlab.engine.evaluation import RunEvaluation
 from coldlab.errors import ColdlabError
@@ -65,6 +66,7 @@ class RunComponents:
         self.images, self.data, self.codec = images, data, codec
         self.degradation, self.sampler, self.prior, self.net, self.ema = degradation, sampler, prior, net, ema
         self.conditional = bool(spec.network.get("conditional", False))
+        self._sampling_call: tuple[torch.nn.Module, torch.nn.Module, bool] | None = None
 
     @classmethod
     def from_spec(
@@ -130,6 +132,22 @@ class RunComponents:
         """The weights samples come from: the EMA copy when there is one."""
         return self.ema if self.ema is not None else self.net
 
+    @property
+    def sampling_call(self) -> torch.nn.Module:
+        """:attr:`sampling_net` as sampling calls it: compiled with ``train.compile``, replaying CUDA graphs with
+        ``eval.cuda_graphs`` on a CUDA device (made once; loading other weights into :attr:`sampling_net` keeps
+        it valid, since it shares the parameters)."""
+        net = self.sampling_net
+        if self._sampling_call is None or self._sampling_call[0] is not net:
+            compiled, graphs = sampling_network(net, self.device, compile=self.train.compile, cuda_graphs=self.eval.cuda_graphs)
+            self._sampling_call = (net, compiled, graphs)
+        return self._sampling_call[1]
+
+    @property
+    def cuda_graphs(self) -> bool:
+        """Whether sampling replays CUDA graphs (``eval.cuda_graphs`` on a CUDA device)."""
+        return self.eval.cuda_graphs and self.device.type == "cuda"
+
     @functools.cached_property
     def train_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training images and labels on the CPU (copied once, not at every evaluation; images, also
@@ -150,7 +168,7 @@ class RunComponents:
         return RunEvaluation(
             registry=self.registry,
             dataset_spec=self.spec.dataset,
-            net=self.sampling_net,
+            net=self.sampling_call,
             degradation=self.degradation,
             sampler=sampler or self.sampler,
             prior=self.prior,
@@ -169,6 +187,7 @@ class RunComponents:
             on_batch=on_batch,
             guidance_scale=self.eval.guidance_scale if guidance_scale == "run" else guidance_scale,
             sample_class=self.eval.sample_class if sample_class == "run" else sample_class,
+            cuda_graphs=self.cuda_graphs,
         )
 
     def load_weights(self, path: Path) -> tuple[int, int, str]:

@@ -43,6 +43,8 @@ class Trainer:
         self.device = self.parts.device
         self.train_cfg, self.eval_cfg = self.parts.train, self.parts.eval
         self.loss_fn = F.mse_loss if self.train_cfg.loss == "mse" else F.l1_loss
+        if self.eval_cfg.cuda_graphs and not self.parts.cuda_graphs:
+            reporter.log(f"eval.cuda_graphs is ignored on {self.device}: CUDA graphs need a CUDA device")
         self.loop = TrainingLoop(
             net=self.parts.net,
             ema=self.parts.ema,
