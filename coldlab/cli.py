@@ -54,6 +54,26 @@ def _home(args: argparse.Namespace) -> Home:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from rich.console import Console
+
+        from coldlab.engine.launcher import default_devices
+        from coldlab.engine.plan import plan_file
+
+        return plan_file(
+            args.file,
+            _home(args),
+            only=args.only,
+            smoke_run=args.smoke,
+            epochs=args.epochs,
+            devices=default_devices(args.device, args.workers),
+            resume=args.resume,
+            calibrate_runs=not args.no_calibrate,
+            console=Console(),
+            as_json=args.json,
+        )
+    if args.no_calibrate or args.json:
+        raise ColdlabError("--no-calibrate and --json go with --dry-run", hint="coldlab run FILE --dry-run [--no-calibrate] [--json]")
     from coldlab.engine.launcher import run_file
 
     return run_file(
@@ -241,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue interrupted, failed or cancelled runs")
     p.add_argument("--executor", default="local", metavar="NAME", help="executor plugin that starts the workers (default: local)")
     p.add_argument("--max-attempts", type=_positive, default=3, metavar="N", help="a new run whose worker process dies N times fails (default: 3)")
+    p.add_argument("--dry-run", action="store_true", help="queue nothing: list the runs, their steps and sampling work, and an estimated time")
+    p.add_argument("--no-calibrate", action="store_true", help="with --dry-run: count steps only, no timing on the device")
+    p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")

@@ -33,8 +33,8 @@ def datasets_of(spec: dict[str, Any], registry: Any) -> list[Any]:
 class DataCheck:
     """Checks datasets once per invocation (and downloads each at most once)."""
 
-    def __init__(self, registry: Any, on_download: Callable[[str], None] = lambda message: None) -> None:
-        self.registry, self.on_download = registry, on_download
+    def __init__(self, registry: Any, on_download: Callable[[str], None] = lambda message: None, *, download: bool = True) -> None:
+        self.registry, self.on_download, self.download = registry, on_download, download
         self.verdicts: dict[str, str | None] = {}
 
     def missing(self, spec: dict[str, Any]) -> list[str]:
@@ -60,6 +60,8 @@ class DataCheck:
                 return str(err)
             if offline():
                 return f"{err}; not downloaded: COLDLAB_OFFLINE is set"
+            if not self.download:
+                return f"{err}; not downloaded by a dry run (coldlab run downloads it)"
         self.on_download(f"downloading dataset {full['name']!r}...")
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
