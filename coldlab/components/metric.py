@@ -124,7 +124,11 @@ class EvalContext(Protocol):
         """A generator on ``device`` seeded with ``seed + offset``."""
 
     def generate(self, n: int, batch_size: int | None = None) -> Iterator[torch.Tensor]:
-        """``n`` new samples in batches, from fixed start points (timing metrics)."""
+        """``n`` new samples in batches, from fixed start points (timing metrics); ``batch_size`` is also the
+        network's chunk (default :meth:`chunk_size`)."""
+
+    def chunk_size(self) -> int:
+        """Samples per network call when sampling: ``eval.batch_size``, or what the device holds with ``"auto"``."""
 
     def network_output(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The network's output for z_t at integer steps ``t``."""

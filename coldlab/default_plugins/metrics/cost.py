@@ -54,11 +54,11 @@ class SamplingCost(Metric):
     @dataclasses.dataclass
     class Params:
         samples: int = param(64, "samples to time", min=1, smoke=16)
-        batch_size: int = param(0, "batch size (0: eval.batch_size)", min=0)
+        batch_size: int = param(0, "batch size (0: the evaluation's chunk, eval.batch_size)", min=0)
 
     def evaluate(self, ctx: Any) -> MetricValue:
         n = self.params.samples
-        batch = self.params.batch_size or ctx.batch_size
+        batch = self.params.batch_size or ctx.chunk_size()
         cuda = ctx.device.type == "cuda"
         if not cuda and not os.path.exists("/proc/self/statm"):
             raise MetricUnavailable("peak memory on the CPU is measured from /proc, which this system lacks")
