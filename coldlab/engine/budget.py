@@ -39,3 +39,9 @@ def with_epochs(spec: dict[str, Any], epochs: int) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
     spec["train"]["epochs"] = epochs
     return spec
+
+
+def for_flags(spec: dict[str, Any], smoke_run: bool, epochs: int | None) -> dict[str, Any]:
+    """The spec ``coldlab run`` stores with ``--smoke`` and ``--epochs`` (the dry run plans the same one)."""
+    spec = smoke(spec) if smoke_run else spec
+    return with_epochs(spec, epochs) if epochs is not None else spec

@@ -98,7 +98,7 @@ class RunEvaluation:
         # ``batch_size`` (the chunk when one is given, else HOST_CHUNK: a feature extractor's memory is its own)
         self.requested_batch: int | str = batch_size if batch_size == "auto" else max(1, int(batch_size))
         self.batch_size = HOST_CHUNK if batch_size == "auto" else max(1, int(batch_size))
-        self._chunk: int | None = None
+        self.chunk: int | None = None
         self.cuda_graphs = cuda_graphs
         self.cache_dir = Path(cache_dir)
         self.train_images, self.train_labels = train_images, train_labels
@@ -152,15 +152,15 @@ class RunEvaluation:
     def chunk_size(self) -> int:
         """Samples per network call when sampling: ``eval.batch_size``, or for ``"auto"`` what the device's
         free memory holds (measured once per evaluation; see :func:`coldlab.engine.batching.auto_chunk`)."""
-        if self._chunk is None:
+        if self.chunk is None:
             if self.requested_batch == "auto":
                 guided = self.guidance_scale is not None and self.guidance_scale not in (0, 1)
                 per_call = 2 if guided else 1  # guidance runs the network twice on each chunk
                 chunk = auto_chunk(self.net, self.sample_shape, self.device, labels=self.conditional, cap=max(self.n_samples, 1))
-                self._chunk = max(1, chunk // per_call)
+                self.chunk = max(1, chunk // per_call)
             else:
-                self._chunk = int(self.requested_batch)
-        return self._chunk
+                self.chunk = int(self.requested_batch)
+        return self.chunk
 
     def chunked(self, net: torch.nn.Module, size: int | None = None) -> torch.nn.Module:
         """``net`` called on chunks of ``size`` (default :meth:`chunk_size`) samples, a step of progress after each."""
@@ -316,7 +316,7 @@ def eval_settings(metrics: list[dict[str, Any]], ctx: RunEvaluation, weights: st
     return {
         "samples": ctx.n_samples,
         "batch_size": ctx.requested_batch,
-        "chunk": ctx._chunk,
+        "chunk": ctx.chunk,
         "seed": ctx.seed,
         "weights": weights,
         "metrics": list(metrics),

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from coldlab.config import load_experiments
 from coldlab.engine.availability import DataCheck
-from coldlab.engine.budget import smoke, with_epochs
+from coldlab.engine.budget import for_flags
 from coldlab.engine.queueing import queue_runs
 from coldlab.engine.worker import describe_exit, reclaim_dead_workers, worker_id
 from coldlab.errors import ColdlabError
@@ -83,8 +83,7 @@ def enqueue_file(
     skipped: list[tuple[str, str]] = []
 
     def prepare(spec: dict[str, Any]) -> dict[str, Any]:
-        spec = smoke(spec) if smoke_run else spec
-        return with_epochs(spec, epochs) if epochs is not None else spec
+        return for_flags(spec, smoke_run, epochs)
 
     try:
         for run_id, status in reclaim_dead_workers(conn):

@@ -33,7 +33,7 @@ from rich.table import Table
 
 from coldlab.config import EvalSettings, TrainSettings, load_experiments, settings_of
 from coldlab.engine.availability import DataCheck
-from coldlab.engine.budget import smoke, with_epochs
+from coldlab.engine.budget import for_flags
 from coldlab.engine.data import load_run_data
 from coldlab.engine.evaluation import build_metrics
 from coldlab.engine.kinds import kind_of
@@ -43,7 +43,6 @@ from coldlab.errors import ColdlabError
 from coldlab.formatting import format_duration
 from coldlab.home import Home
 from coldlab.plugins import Registry, get_registry
-from coldlab.store.queries import stored_configs
 
 WARMUP_STEPS, TIMED_STEPS = 1, 2
 
@@ -196,21 +195,19 @@ def plan_file(
 ) -> int:
     """Print the plan of ``path`` (a table, or one JSON object); returns the exit code (0)."""
     registry = get_registry()
-    runs = load_experiments(path, only=only)
+    specs = [(run, for_flags(run.to_dict(), smoke_run, epochs)) for run in load_experiments(path, only=only)]
     states = stored_states(home)
     if home.db.exists():
         conn = home.connect(readonly=True)
         try:
-            if stored_configs(conn):
-                check_queue(conn, [(run, prepared(run.to_dict(), smoke_run, epochs)) for run in runs], where=path)
+            check_queue(conn, specs, where=path)
         finally:
             conn.close()
     data_check = DataCheck(registry, download=False)
     device = devices[0]
     calibrations: dict[str, Calibration | str] = {}
     planned: list[PlannedRun] = []
-    for run in runs:
-        spec = prepared(run.to_dict(), smoke_run, epochs)
+    for run, spec in specs:
         state = states.get((spec["study"], spec["name"]), "new")
         would_run = state in ("new", "queued") or (resume and state in ("interrupted", "failed", "cancelled"))
         row = PlannedRun(spec["study"], spec["name"], run.kind, state, would_run, int(spec["train"]["epochs"]))
@@ -262,12 +259,6 @@ def plan_file(
         return 0
     show(planned, console, device=device, devices=devices, total=total, wall=wall, calibrated=calibrate_runs)
     return 0
-
-
-def prepared(spec: dict[str, Any], smoke_run: bool, epochs: int | None) -> dict[str, Any]:
-    """The spec ``coldlab run`` would store with these flags."""
-    spec = smoke(spec) if smoke_run else spec
-    return with_epochs(spec, epochs) if epochs is not None else spec
 
 
 def fill_counts(row: PlannedRun, spec: dict[str, Any], registry: Registry) -> None:
