@@ -104,12 +104,14 @@ class Run:
 
 
 class Store:
-    """A coldlab store (``HOME/coldlab.db``), read-only."""
+    """A coldlab store (``HOME/coldlab.db``, or the store ``coldlab.open(home, store=URL)`` names), read-only."""
 
     def __init__(self, home: str | os.PathLike[str] | Home) -> None:
         self.home = as_home(home)
-        if not self.home.db.exists():
-            raise ColdlabError(f"no store at {self.home.db}", hint="give the HOME folder of a study (coldlab run --home), default ./coldlab-runs")
+        if not self.home.store_exists():
+            raise ColdlabError(
+                f"no store at {self.home.store_label}", hint="give the HOME folder of a study (coldlab run --home), default ./coldlab-runs"
+            )
 
     def __repr__(self) -> str:
         return f"coldlab.open({str(self.home.root)!r})"
@@ -165,6 +167,11 @@ class Store:
         return pd.DataFrame(rows)
 
 
-def open(home: str | os.PathLike[str] | Home | None = None) -> Store:  # noqa: A001 - coldlab.open, as in the issue
-    """The store of a HOME folder (``coldlab.open("coldlab-runs")``; default ``$COLDLAB_HOME``, else ``./coldlab-runs``)."""
-    return Store(Home.default() if home is None else home)
+def open(home: str | os.PathLike[str] | Home | None = None, store: str | None = None) -> Store:  # noqa: A001 - coldlab.open, as in the issue
+    """The store of a HOME folder (``coldlab.open("coldlab-runs")``; default ``$COLDLAB_HOME``, else ``./coldlab-runs``);
+    ``store``: its store's path or URL (``postgresql://...``; default ``$COLDLAB_STORE``, else ``HOME/coldlab.db``)."""
+    if isinstance(home, Home):
+        return Store(home if store is None else Home(home.root, store))
+    if home is None:
+        return Store(Home.default(store))
+    return Store(Home(home, store or os.environ.get("COLDLAB_STORE") or None))

@@ -50,7 +50,10 @@ def _plugins(args: argparse.Namespace) -> int:
 def _home(args: argparse.Namespace) -> Home:
     from coldlab.home import Home
 
-    return Home(args.home) if args.home else Home.default()
+    store = getattr(args, "store", None)
+    if args.home:
+        return Home(args.home, store or os.environ.get("COLDLAB_STORE") or None)
+    return Home.default(store)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -86,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         resume=args.resume,
         executor=args.executor,
+        executor_options=args.executor_option,
         max_attempts=args.max_attempts,
     )
 
@@ -95,7 +99,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     from coldlab.engine.worker import run_worker
 
-    counts = run_worker(_home(args), args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = args.device if args.device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
+    counts = run_worker(_home(args), device)
     print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "queue empty", file=sys.stderr)
     return 0 if set(counts) <= {"finished"} else 1
 
@@ -250,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_plugins)
 
     home_help = "folder of coldlab.db and the run folders (default: $COLDLAB_HOME or ./coldlab-runs)"
+    store_help = "the store: a SQLite file or sqlite:///PATH, or postgresql://USER@HOST/DB (default: $COLDLAB_STORE, else HOME/coldlab.db)"
     p = sub.add_parser("run", help="validate a TOML file, queue its experiments and run them")
     p.add_argument("file")
     p.add_argument("--only", nargs="+", metavar="NAME", help="only these experiments or studies")
@@ -258,8 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive, help="worker processes (default: one per GPU, else 1)")
     p.add_argument("--device", help="device for every worker (cpu, cuda, cuda:1, ...)")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.add_argument("--resume", action="store_true", help="continue interrupted, failed or cancelled runs")
-    p.add_argument("--executor", default="local", metavar="NAME", help="executor plugin that starts the workers (default: local)")
+    p.add_argument("--executor", metavar="NAME", help="executor plugin that starts the workers (default: the file's [executor] table, else local)")
+    p.add_argument(
+        "--executor-option", action="append", metavar="KEY=VALUE", help="an executor parameter (repeat), e.g. partition=gpu; overrides [executor]"
+    )
     p.add_argument("--max-attempts", type=_positive, default=3, metavar="N", help="a new run whose worker process dies N times fails (default: 3)")
     p.add_argument("--dry-run", action="store_true", help="queue nothing: list the runs, their steps and sampling work, and an estimated time")
     p.add_argument("--no-calibrate", action="store_true", help="with --dry-run: count steps only, no timing on the device")
@@ -267,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run)
 
     p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ..., or auto (default: cuda if available, else cpu)")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_worker)
 
     p = sub.add_parser("eval", help="evaluate a run again (other checkpoint, metrics, sampler or steps)")
@@ -282,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="sample_class", metavar="C", help="with --guidance: a class index, or all (balanced)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)
 
@@ -298,11 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--where", action="append", metavar="EXPR", help="only runs where EXPR holds (as for coldlab ls; repeat: all must hold)")
     p.add_argument("--all", action="store_true", help="include archived runs")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("tui", help="the dashboard: queue and watch runs live")
     p.add_argument("--all", action="store_true", help="show archived runs too")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_tui)
 
     p = sub.add_parser("ls", help="list runs (search with --where)")
@@ -318,41 +332,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", nargs="+", metavar="COL", help="columns: id study name status epoch time 'train loss' metrics tags note, or fields")
     p.add_argument("--all", action="store_true", help="include archived runs")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_ls)
 
     p = sub.add_parser("tag", help="add (+TAG) and remove (-TAG) tags of runs: coldlab tag 3 4 +baseline -draft")
     p.add_argument("items", nargs="+", metavar="RUN|+TAG|-TAG")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_tag)
 
     p = sub.add_parser("note", help='set a run\'s note: coldlab note 3 "diverged after epoch 20" ("" removes it)')
     p.add_argument("run", type=int)
     p.add_argument("text")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_note)
 
     p = sub.add_parser("archive", help="hide runs from ls, export and the dashboard (--undo: show them again)")
     p.add_argument("runs", nargs="+", type=int, metavar="RUN")
     p.add_argument("--undo", action="store_true", help="show the runs again")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_archive)
 
     p = sub.add_parser("rm", help="delete runs and their folders (not a running run)")
     p.add_argument("runs", nargs="+", type=int, metavar="RUN")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_rm)
 
     p = sub.add_parser("diff", help="config keys, final metrics and provenance that differ between two runs")
     p.add_argument("a", type=int, metavar="RUN")
     p.add_argument("b", type=int, metavar="RUN")
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_diff)
 
     p = sub.add_parser("show", help="one run: config, status, metrics, artifacts")
     p.add_argument("run", type=int)
     p.add_argument("--home", help=home_help)
+    p.add_argument("--store", metavar="URL", help=store_help)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_show)
     return parser

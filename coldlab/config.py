@@ -512,10 +512,10 @@ def load_experiments(path: str | Path, *, only: list[str] | None = None, registr
     where = str(path)
     data = read_toml(path)
     for key in data:
-        if key not in ("defaults", "experiment"):
+        if key not in ("defaults", "experiment", "executor"):  # [executor]: coldlab.engine.executor_spec
             raise ColdlabError(
-                f"unknown top-level key {key!r}{suggest(key, ['defaults', 'experiment'])}",
-                hint="use a [defaults] table and [[experiment]] entries",
+                f"unknown top-level key {key!r}{suggest(key, ['defaults', 'experiment', 'executor'])}",
+                hint="use a [defaults] table, [[experiment]] entries and optionally an [executor] table",
                 where=(where, key),
             )
     defaults = data.get("defaults", {})

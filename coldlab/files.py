@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     and an atomic rename, so readers see the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    # the host and process in the name: workers of several machines may share the folder (an NFS HOME)
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    tmp = path.with_name(f"{path.name}.{host}.{os.getpid()}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
     return path

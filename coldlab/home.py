@@ -8,6 +8,10 @@
     HOME/cache/              shared caches (prior fits, real-image statistics)
     HOME/exports/            what the dashboard's compare view exports
 
+The store may live elsewhere (``--store``, ``$COLDLAB_STORE``): another SQLite file, or a PostgreSQL
+database that the workers of many machines share; HOME then holds only the run folders, on a
+filesystem every node mounts.
+
 Artifact paths are stored relative to HOME (``runs/00001/grid-0005.png``), so a HOME can be copied
 or moved and every figure still resolves; :meth:`Home.file` turns a stored path back into a file.
 """
@@ -24,26 +28,59 @@ DB_NAME = "coldlab.db"
 class Home:
     """The folder of one store and its run folders."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], store: str | None = None) -> None:
         self.root = Path(root)
+        #: the store's path or URL; None: ``HOME/coldlab.db``
+        self.store = str(store) if store else None
 
     @classmethod
-    def default(cls) -> Home:
-        """``$COLDLAB_HOME``, else ``./coldlab-runs``."""
-        return cls(os.environ.get("COLDLAB_HOME", "coldlab-runs"))
+    def default(cls, store: str | None = None) -> Home:
+        """``$COLDLAB_HOME``, else ``./coldlab-runs``; the store ``store``, else ``$COLDLAB_STORE``, else ``HOME/coldlab.db``."""
+        return cls(os.environ.get("COLDLAB_HOME", "coldlab-runs"), store or os.environ.get("COLDLAB_STORE") or None)
 
     def __repr__(self) -> str:
-        return f"Home({str(self.root)!r})"
+        return f"Home({str(self.root)!r})" if self.store is None else f"Home({str(self.root)!r}, store={self.store_label!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Home) and self.root == other.root
+        return isinstance(other, Home) and (self.root, self.store) == (other.root, other.store)
 
     def __hash__(self) -> int:
-        return hash(self.root)
+        return hash((self.root, self.store))
+
+    @property
+    def postgres(self) -> bool:
+        """True when the store is a PostgreSQL database (shared by many machines)."""
+        from coldlab.store.connection import is_postgres_url
+
+        return self.store is not None and is_postgres_url(self.store)
 
     @property
     def db(self) -> Path:
-        return self.root / DB_NAME
+        """The SQLite file of the store (``HOME/coldlab.db`` unless ``store`` names another)."""
+        if self.store is None:
+            return self.root / DB_NAME
+        from coldlab.store.connection import sqlite_path
+
+        if self.postgres:
+            raise ValueError(f"the store of {self!r} is not a SQLite file")
+        return sqlite_path(self.store)
+
+    @property
+    def store_label(self) -> str:
+        """The store as shown to people: the file, or the URL without its password."""
+        if self.postgres:
+            from coldlab.store.postgres import mask
+
+            return mask(str(self.store))
+        return str(self.db)
+
+    def store_exists(self) -> bool:
+        """Whether the store has been created (a PostgreSQL store is created by whoever connects first)."""
+        return self.postgres or self.db.exists()
+
+    def store_args(self) -> list[str]:
+        """The command-line options that name this store for another coldlab process."""
+        return ["--home", str(self.root)] + (["--store", str(self.store)] if self.store else [])
 
     @property
     def logs(self) -> Path:
@@ -85,7 +122,7 @@ class Home:
         """A connection to this HOME's store (see :func:`coldlab.store.connect`)."""
         from coldlab.store import connect
 
-        return connect(self.db, readonly=readonly)
+        return connect(str(self.store) if self.postgres else self.db, readonly=readonly)
 
 
 def as_home(home: Home | str | os.PathLike[str]) -> Home:

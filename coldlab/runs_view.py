@@ -112,7 +112,7 @@ def print_ls(
         print(json.dumps(runs_summary(home, records=rows), indent=2))
         return 0
     caption = ", ".join(part for part in (f"{len(rows)} matching" if where else "", "" if archived else _hidden_note(home)) if part)
-    table = Table(title=escape(f"runs in {home.db}"), caption=caption or None)
+    table = Table(title=escape(f"runs in {home.store_label}"), caption=caption or None)
     for col in shown:
         table.add_column(escape(col), overflow="fold")
     for r in rows:

@@ -68,3 +68,37 @@ def plugin_env(tmp_path, monkeypatch):
         monkeypatch.setattr(plugins, "_HOST", None)
 
     yield use
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server of the session (tests/pg.py). Without psycopg or the PostgreSQL binaries the
+    tests that need it are skipped, unless ``$COLDLAB_REQUIRE_POSTGRES`` is set (``.ci/run`` sets it):
+    then they fail."""
+    required = bool(os.environ.get("COLDLAB_REQUIRE_POSTGRES"))
+    try:
+        import psycopg  # noqa: F401
+
+        from pg import PgServer
+
+        server = PgServer()
+    except Exception as err:
+        if required:
+            raise
+        pytest.skip(f"no PostgreSQL for the tests: {type(err).__name__}: {err}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a new, empty PostgreSQL database."""
+    return pg_server.database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The store of one test, on each backend in turn: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "coldlab.db")
+    return request.getfixturevalue("pg_url")

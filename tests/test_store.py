@@ -16,6 +16,9 @@ def db(tmp_path):
     return tmp_path / "coldlab.db"
 
 
+# tests taking ``store_url`` run on both backends (SQLite, then PostgreSQL: see conftest.py)
+
+
 def test_schema_is_migrated_once_and_uses_wal(db):
     conn = connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -25,16 +28,16 @@ def test_schema_is_migrated_once_and_uses_wal(db):
     assert migrate(connect(db)) == []
 
 
-def test_enqueue_is_idempotent_per_study_and_name(db):
-    conn = connect(db)
+def test_enqueue_is_idempotent_per_study_and_name(store_url):
+    conn = connect(store_url)
     a = enqueue(conn, "s", "run", {"x": 1}, epochs=3)
     b = enqueue(conn, "s", "run", {"x": 2}, epochs=3)
     assert a == (1, True) and b == (1, False)
     assert enqueue(conn, "other", "run", {}) == (2, True)
 
 
-def test_claim_order_lease_expiry_and_heartbeat(db):
-    conn = connect(db)
+def test_claim_order_lease_expiry_and_heartbeat(store_url):
+    conn = connect(store_url)
     for i in range(3):
         enqueue(conn, "s", f"r{i}", {}, priority=1 if i == 2 else 0)
     first = claim(conn, "w1", "cpu", lease_s=10, now=1000.0)
@@ -68,13 +71,13 @@ def _claim_all(path, worker, out):
     out.put(got)
 
 
-def test_two_workers_never_claim_the_same_run(db):
-    conn = connect(db)
+def test_two_workers_never_claim_the_same_run(store_url):
+    conn = connect(store_url)
     for i in range(60):
         enqueue(conn, "s", f"r{i}", {})
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(str(db), f"w{k}", out)) for k in range(3)]
+    procs = [ctx.Process(target=_claim_all, args=(store_url, f"w{k}", out)) for k in range(3)]
     for p in procs:
         p.start()
     results = [out.get(timeout=600) for _ in procs]
@@ -85,8 +88,8 @@ def test_two_workers_never_claim_the_same_run(db):
     assert {r["worker"] for r in list_runs(conn)} <= {"w0", "w1", "w2"}
 
 
-def test_metrics_are_unique_per_run_name_and_step(db):
-    conn = connect(db)
+def test_metrics_are_unique_per_run_name_and_step(store_url):
+    conn = connect(store_url)
     run, _ = enqueue(conn, "s", "r", {})
     assert record_metrics(conn, run, [("train_loss", 1, 0, 0.5, None), ("train_loss", 2, 0, 0.4, None)]) == 2
     assert record_metrics(conn, run, [("train_loss", 2, 0, 0.3, None), ("fid", 2, 0, 12.0, {"n": 500})]) == 1

@@ -120,7 +120,7 @@ def test_a_worker_that_cannot_renew_its_lease_stops_without_a_checkpoint(tmp_pat
     def down(*args, **kw):
         raise ColdlabError("the store is unreachable (injected)")
 
-    factory = lambda *a: StoreReporter(*a, clock=clock, beat=down)  # noqa: E731
+    factory = lambda *a, **k: StoreReporter(*a, **k, clock=clock, beat=down)  # noqa: E731
     status = run_one(home, row, "w1", "cpu", threading.Event(), reporter_factory=factory)
     assert status == "lost"
     assert checkpoints(home.run_dir(run_id)) == []  # nothing written into a folder another worker may own

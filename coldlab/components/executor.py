@@ -1,14 +1,21 @@
 """Executors: what starts the workers that claim queued runs from the store.
 
-``coldlab run`` (and the dashboard) queue runs in ``HOME/coldlab.db`` and then ask an executor to
-start one worker per device. A worker is anything that claims runs from that store until the queue
-is empty (the built-in ``local`` executor starts ``coldlab worker`` processes); since processes
-only talk through the store, an executor may start them anywhere that sees the same ``HOME``
-(another machine sharing the folder, a batch scheduler).
+``coldlab run`` (and the dashboard) queue runs in the store (``HOME/coldlab.db``, or ``--store``) and
+then ask an executor to start one worker per device. A worker is anything that claims runs from that
+store until the queue is empty (the built-in ``local`` executor starts ``coldlab worker`` processes);
+since processes only talk through the store, an executor may start them anywhere that reaches the
+same store and mounts the same ``HOME`` (a Ray cluster, a SLURM queue: the ``coldlab-ray`` and
+``coldlab-slurm`` plugin packages).
+
+An executor whose workers run on other machines sets ``remote = True``: ``coldlab run`` then refuses a
+SQLite store (SQLite cannot be shared between hosts) and passes the device ``auto``, so each worker
+picks its device on the node it runs on. Executor parameters come from the experiments file's
+``[executor]`` table (``name`` plus the parameters) or ``--executor-option KEY=VALUE``.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +35,11 @@ class WorkerHandle(Protocol):
         """Block until the worker has ended; its exit code."""
 
 
+# A handle may also have ``pid`` (a process of this host, named ``HOST:PID:DEVICE`` in the store) or
+# ``worker_prefix`` (``"HOST:PID:"`` of a worker elsewhere, once known): when the worker dies, the run it
+# held is charged with the death and queued again at once, instead of when its lease runs out.
+
+
 class Executor:
     """Base of the executors: :meth:`start` starts one worker per entry of ``devices``."""
 
@@ -36,9 +48,18 @@ class Executor:
     #: it (the constructor contract stays ``cls(params, **context)``); "" for one constructed directly
     component_name: str = ""
     component_kind: str = ""
+    #: True when the workers run on other machines (the store must then be PostgreSQL)
+    remote: bool = False
 
     def __init__(self, params: Any) -> None:
         self.params = params
+        #: the store the workers use (a path or URL; None: ``HOME/coldlab.db``), set before :meth:`start`
+        self.store: str | None = None
+
+    def worker_command(self, home: Path, device: str) -> list[str]:
+        """The command line of one worker for ``home`` and this executor's store."""
+        cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", device]
+        return cmd + (["--store", self.store] if self.store else [])
 
     def start(self, home: Path, devices: list[str], logs: Path) -> list[WorkerHandle]:
         """Start workers for the store in ``home`` (one per device); their output goes under ``logs``."""

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from coldlab import Executor, WorkerHandle, hookimpl, param
@@ -50,7 +49,7 @@ class LocalExecutor(Executor):
         taken = [int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()]
         for k, device in enumerate(devices, start=max(taken, default=-1) + 1):  # a log per worker process
             with open(logs / f"worker-{k}.log", "a") as log:
-                cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", device]
+                cmd = self.worker_command(home, device)
                 proc = subprocess.Popen[bytes](cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.params.detach)
                 workers.append(ProcessWorker(proc, device))
         return workers

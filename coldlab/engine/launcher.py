@@ -27,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from coldlab.config import load_experiments
 from coldlab.engine.availability import DataCheck
 from coldlab.engine.budget import for_flags
+from coldlab.engine.executor_spec import executor_spec
 from coldlab.engine.queueing import queue_runs
 from coldlab.engine.worker import describe_exit, reclaim_dead_workers, worker_id
 from coldlab.errors import ColdlabError
@@ -61,6 +62,29 @@ def default_devices(device: str | None, workers: int | None) -> list[str]:
 def _held_elsewhere(row: sqlite3.Row) -> str:
     left = max(0.0, (row["lease_until"] or 0.0) - time.time())
     return f"{row['name']} is running on worker {row['worker']} (its lease runs {left:.0f} s more); not waited for"
+
+
+def build_executor(path: str, home: Home, executor: str | dict[str, Any] | None, options: list[str] | None) -> Any:
+    """The executor that starts the workers (see :mod:`coldlab.engine.executor_spec`), told the store; a
+    remote one with a SQLite store is refused."""
+    spec: str | dict[str, Any]
+    if isinstance(executor, dict):
+        spec, origins = executor, {"": ("--executor",)}
+    else:
+        spec, origins = executor_spec(path, executor, options)
+    where = origins[""]
+    try:
+        starter = get_registry().build("executor", spec)
+    except ColdlabError as err:
+        raise err.at(*origins.get(err.where[0] if err.where else "", where)) from None
+    if starter.remote and not home.postgres:
+        raise ColdlabError(
+            f"the {starter.component_name or 'chosen'} executor runs workers on other machines, which cannot share the SQLite store {home.db}",
+            hint="give a PostgreSQL store every node reaches (--store postgresql://USER@HOST/DB, or $COLDLAB_STORE) and a --home every node mounts",
+            where=where or ("--executor",),
+        )
+    starter.store = home.store
+    return starter
 
 
 def enqueue_file(
@@ -193,8 +217,9 @@ class Workers:
             charged: list[tuple[int, str]] = []
             conn = self.home.connect()
             try:
-                if pid is not None:
-                    charged = worker_died(conn, worker_id("", pid), why, prefix=True)  # "HOST:PID:"
+                prefix = getattr(handle, "worker_prefix", None) or (worker_id("", pid) if pid is not None else None)  # "HOST:PID:"
+                if prefix:
+                    charged = worker_died(conn, prefix, why, prefix=True)
                 more = claimable(conn, self.ids) > 0
             finally:
                 conn.close()
@@ -297,7 +322,7 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
         escape(
             f"{finished}/{len(rows)} runs finished"
             + (f", {n_skipped} skipped (data missing)" if skipped else "")
-            + f"; store: {home.db}; worker logs: {home.logs}"
+            + f"; store: {home.store_label}; worker logs: {home.logs}"
         )
     )
     if bad:
@@ -319,26 +344,26 @@ def run_file(
     workers: int | None = None,
     device: str | None = None,
     resume: bool = False,
-    executor: str | dict[str, Any] = "local",
+    executor: str | dict[str, Any] | None = None,
+    executor_options: list[str] | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> int:
     """The ``coldlab run`` command; returns the exit code (see the module's docstring).
 
-    ``executor`` (a name or table) is the executor plugin that starts the workers (default ``local``).
+    ``executor`` (a name or table; default: the file's ``[executor]`` table, else ``local``) is the
+    executor plugin that starts the workers; ``executor_options`` are ``KEY=VALUE`` parameters of it.
     """
     home = home if isinstance(home, Home) else Home(home)
     console = Console(stderr=True, soft_wrap=True)  # long lines (paths, reasons) stay whole in logs
-    try:
-        starter = get_registry().build("executor", executor)
-    except ColdlabError as err:
-        raise err.at("--executor") from None
+    starter = build_executor(path, home, executor, executor_options)
     ids, skipped = enqueue_file(path, home, only=only, smoke_run=smoke_run, epochs=epochs, resume=resume, console=console, max_attempts=max_attempts)
     if not ids:
         if skipped:
             return summarise(home, [], skipped, path, console)
         console.print("nothing to run")
         return 0
-    started = Workers(starter, home, default_devices(device, workers), ids, console)
+    devices = [device or "auto"] * (workers or 1) if starter.remote else default_devices(device, workers)
+    started = Workers(starter, home, devices, ids, console)
     try:
         watch(home, ids, started, console)
     except KeyboardInterrupt:

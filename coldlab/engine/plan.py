@@ -163,7 +163,7 @@ def sync(device: torch.device) -> None:
 
 def stored_states(home: Home) -> dict[tuple[str, str], str]:
     """(study, name) -> status of the runs in the store; empty when there is no store (none is created)."""
-    if not home.db.exists():
+    if not home.store_exists():
         return {}
     conn = home.connect(readonly=True)
     try:
@@ -197,7 +197,7 @@ def plan_file(
     registry = get_registry()
     specs = [(run, for_flags(run.to_dict(), smoke_run, epochs)) for run in load_experiments(path, only=only)]
     states = stored_states(home)
-    if home.db.exists():
+    if home.store_exists():
         conn = home.connect(readonly=True)
         try:
             check_queue(conn, specs, where=path)

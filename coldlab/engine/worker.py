@@ -5,7 +5,14 @@ like a dead worker) and picks up cancel requests. It survives store errors (it r
 growing pause); if the lease cannot be renewed before it runs out, the run stops at its next step
 *without* writing a checkpoint (another worker may own the run folder by then) and goes back to
 the queue, to resume from its last checkpoint. SIGINT/SIGTERM make the current run checkpoint and
-end as ``interrupted``; ``coldlab run FILE --resume`` queues it again.
+end as ``interrupted``; ``coldlab run FILE --resume`` queues it again. SIGUSR2 (a batch scheduler's
+"you are preempted" or "your time is nearly up") makes it checkpoint and go back to the queue as
+``queued``, for the next worker to resume; the worker then exits.
+
+A worker holds two store connections: one for its loop and the run it trains, one for the heartbeat
+thread. An idle worker exits when nothing is queued, except while some other worker's run looks dead
+(no heartbeat for a while): it waits for that run's lease to run out and takes it over, so a node that
+dies mid-run costs that run one lease, not the study.
 
 A worker is named ``HOST:PID:DEVICE``. A run whose worker process died (a segfault, ``kill -9``)
 is queued again at once when the death is seen (``coldlab run`` sees its workers exit; any worker
@@ -20,7 +27,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 import traceback
@@ -52,11 +58,25 @@ from coldlab.store import (
     waiting,
     worker_died,
 )
-from coldlab.store.queries import running_workers
+from coldlab.store.connection import db_errors
+from coldlab.store.queries import running_workers, stale_runs
 from coldlab.store.records import add_provenance
 
 WAIT_S = 2.0  # how often an idle worker looks again when queued runs wait for a running one
+STALE_S = 10.0  # a running run without a heartbeat for this long looks dead (healthy ones beat every 3 s)
 MAX_BACKOFF_S = 5.0  # the longest pause between heartbeat retries after store errors
+
+
+class StopFlag(threading.Event):
+    """Set when the worker must stop; ``status`` says how its run ends: ``interrupted`` (SIGINT, SIGTERM)
+    or ``requeue`` (SIGUSR2: checkpoint, then back to the queue)."""
+
+    status = "interrupted"
+
+    def request(self, status: str = "interrupted") -> None:
+        if not self.is_set():
+            self.status = status
+        self.set()
 
 
 def run_dir(home: Path | Home, run_id: int) -> Path:
@@ -84,7 +104,7 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def reclaim_dead_workers(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+def reclaim_dead_workers(conn: Any) -> list[tuple[int, str]]:
     """Count a death for every running run held by a worker process of this host that no longer
     exists (queue it again at once, or fail it after ``max_attempts``); returns (run id, new status)."""
     out = []
@@ -131,9 +151,11 @@ class StoreReporter(Reporter):
         lease_s: float | None = None,
         clock: Callable[[], float] = time.time,
         beat: Callable[..., Any] = heartbeat,
+        conn: Any = None,
     ) -> None:
         self.home = as_home(home)
-        self.conn = self.home.connect()
+        self._own_conn = conn is None  # the worker lends its connection; a reporter made alone opens one
+        self.conn = self.home.connect() if conn is None else conn
         self.run_id, self.worker, self.stop_flag = run_id, worker, stop_flag
         self.lease_s = lease_seconds() if lease_s is None else lease_s
         self.beat_s = min(3.0, self.lease_s / 3)
@@ -146,7 +168,7 @@ class StoreReporter(Reporter):
         self._thread = threading.Thread(target=self._beat_loop, daemon=True)
         self._thread.start()
 
-    def renew(self, conn: sqlite3.Connection) -> None:
+    def renew(self, conn: Any) -> None:
         """One heartbeat: extend the lease (from the time asked) and record progress."""
         asked = self.clock()
         owned, cancel = self._beat(conn, self.run_id, self.worker, epoch=self.epoch, step=self.step, total_steps=self.total, lease_s=self.lease_s)
@@ -188,6 +210,8 @@ class StoreReporter(Reporter):
                 self.renew(self.conn)
             except Exception:
                 pass
+        if self._own_conn:
+            self.conn.close()
 
     def log(self, line: str, *, quiet: bool = False) -> None:
         """One line in the run's own log (``runs/NNNNN/run.log``), which the dashboard tails."""
@@ -243,7 +267,7 @@ class StoreReporter(Reporter):
     def progress(self, epoch: int, step: int, total_steps: int) -> str | None:
         self.epoch, self.step, self.total = epoch, step, total_steps
         if self.stop_flag.is_set():
-            return "interrupted"
+            return str(getattr(self.stop_flag, "status", "interrupted"))
         if self.cancelled:
             return "cancelled"
         if self.lost or self.lease_lapsing:
@@ -253,19 +277,29 @@ class StoreReporter(Reporter):
 
 
 def run_one(
-    home: Path | Home, row: Any, worker: str, device: str, stop_flag: threading.Event, reporter_factory: Callable[..., StoreReporter] = StoreReporter
+    home: Path | Home,
+    row: Any,
+    worker: str,
+    device: str,
+    stop_flag: threading.Event,
+    reporter_factory: Callable[..., StoreReporter] = StoreReporter,
+    *,
+    conn: Any = None,
 ) -> str:
     """Train one claimed run and record how it ended; returns the final status (``lost``: the lease
-    could not be kept; the run went back to the queue without a checkpoint of this attempt's end)."""
+    could not be kept; the run went back to the queue without a checkpoint of this attempt's end;
+    ``requeue``: it was checkpointed and went back to the queue). ``conn``: the worker's connection
+    (default: one opened and closed here)."""
     home = as_home(home)
-    conn = home.connect()
+    own_conn = conn is None
+    conn = home.connect() if conn is None else conn
     folder = home.run_dir(row["id"])
     status, error = "failed", None
     reporter = None
     tracked: TrackedReporter | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        reporter = reporter_factory(home, row["id"], worker, stop_flag)
+        reporter = reporter_factory(home, row["id"], worker, stop_flag, conn=conn)
         reporter.log(f"claimed by {worker} on {device} (attempt {row['attempts']})")
         add_provenance(conn, row["id"], "ran", ran(device))
         spec = json.loads(row["config"])
@@ -286,8 +320,8 @@ def run_one(
         error = f"CUDA out of memory on {device} (hint: lower train.batch_size or use a smaller network)"
     except OSError as err:  # disk full, permissions: one line, the run ends as failed
         error = describe_os_error(err)
-    except sqlite3.OperationalError as err:  # the store itself could not be written (e.g. its disk is full)
-        error = f"could not write the store {home.db}: {err} (hint: free some disk space, then coldlab run FILE --resume)"
+    except db_errors() as err:  # the store itself could not be written (e.g. its disk is full)
+        error = f"could not write the store {home.store_label}: {err} (hint: free some disk space, then coldlab run FILE --resume)"
     except Exception as err:  # any other failure ends this run only; the worker moves on
         culprit = get_registry().blame(err)
         where = f" in plugin package {culprit.package} {culprit.version}" if culprit else ""
@@ -304,14 +338,18 @@ def run_one(
     if status == "lost":
         release(conn, row["id"], worker)  # if it is still ours; another worker resumes it from its checkpoint
         ended = "lost its lease: stopped without a checkpoint; the run resumes from its last one"
+    elif status == "requeue":
+        release(conn, row["id"], worker)
+        ended = "preempted: checkpointed and queued again"
     else:
         finish(conn, row["id"], worker, final, error)
         ended = final + (f": {error}" if error else "")
     if tracked is not None:
-        tracked.end(final if status != "lost" else "interrupted")
+        tracked.end(final if status not in ("lost", "requeue") else "interrupted")
     if reporter is not None:
         reporter.log(ended, quiet=True)
-    conn.close()
+    if own_conn:
+        conn.close()
     return status
 
 
@@ -320,12 +358,12 @@ def run_worker(home: str | Path | Home, device: str = "cpu", *, worker: str | No
     home = as_home(home)
     worker = worker or worker_id(device)
     conn = home.connect()
-    stop_flag = threading.Event()
+    stop_flag = StopFlag()
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop_flag.set()
+        stop_flag.request("requeue" if signum == signal.SIGUSR2 else "interrupted")
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)}
     counts: dict[str, int] = {}
     try:
         with data_session():  # the worker's runs share datasets and latents; dropped when it ends
@@ -333,13 +371,16 @@ def run_worker(home: str | Path | Home, device: str = "cpu", *, worker: str | No
                 reclaim_dead_workers(conn)
                 row = claim(conn, worker, device)
                 if row is None:
-                    if waiting(conn):  # runs wait for one another worker is running (a latent run's autoencoder)
+                    # runs wait for one another worker is running (a latent run's autoencoder), or a run's
+                    # worker looks dead: its lease runs out soon and this worker takes the run over
+                    if waiting(conn) or stale_runs(conn, time.time() - min(STALE_S, lease_seconds() * 2 / 3)):
                         stop_flag.wait(WAIT_S)
                         continue
                     break
-                status = run_one(home, row, worker, device, stop_flag)
+                status = run_one(home, row, worker, device, stop_flag, conn=conn)
                 counts[status] = counts.get(status, 0) + 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        conn.close()
     return counts

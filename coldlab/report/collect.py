@@ -84,26 +84,26 @@ def collect(home: Path | Home, *, studies: list[str] | None = None, run_ids: lis
     """Read the selected runs (all, or those of ``studies`` and/or ``run_ids``) with everything recorded.
     Archived runs are left out unless ``archived`` or named in ``run_ids``."""
     home = as_home(home)
-    db = home.db
-    if not db.exists():
-        raise ColdlabError(f"no store at {db}", hint="run a study first (coldlab run FILE), or pass --home", where=("--home",))
+    store = home.store_label
+    if not home.store_exists():
+        raise ColdlabError(f"no store at {home.store_label}", hint="run a study first (coldlab run FILE), or pass --home", where=("--home",))
     conn = home.connect(readonly=True)
     rows = list_runs(conn)
     known_ids = {r["id"] for r in rows}
     known_studies = sorted({r["study"] for r in rows})
     for run_id in run_ids or []:
         if run_id not in known_ids:
-            raise ColdlabError(f"no run with id {run_id} in {db}", hint="`coldlab ls` lists the runs", where=("--runs",))
+            raise ColdlabError(f"no run with id {run_id} in {store}", hint="`coldlab ls` lists the runs", where=("--runs",))
     for study in studies or []:
         if study not in known_studies:
             raise ColdlabError(
-                f"no runs of study {study!r} in {db}", hint="studies in the store: " + (", ".join(known_studies) or "none"), where=("--study",)
+                f"no runs of study {study!r} in {store}", hint="studies in the store: " + (", ".join(known_studies) or "none"), where=("--study",)
             )
     rows = [r for r in rows if archived or not r["archived"] or (run_ids and r["id"] in run_ids)]
     if studies or run_ids:
         rows = [r for r in rows if (studies and r["study"] in studies) or (run_ids and r["id"] in run_ids)]
     if not rows:
-        raise ColdlabError(f"nothing to export: no run of {db} is selected", hint="run a study first (coldlab run FILE); archived runs need --all")
+        raise ColdlabError(f"nothing to export: no run of {store} is selected", hint="run a study first (coldlab run FILE); archived runs need --all")
     tags = tags_of(conn, [int(r["id"]) for r in rows])
     runs = []
     for r in rows:

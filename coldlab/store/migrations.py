@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Callable
+from typing import Any
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite3.Connection], None]]] = []
+from coldlab.store.postgres import LOCK_KEY, Connection
+
+MIGRATIONS: list[tuple[str, Callable[[Connection], None]]] = []
 
 
-def migration(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+def migration(fn: Callable[[Connection], None]) -> Callable[[Connection], None]:
     MIGRATIONS.append((fn.__name__, fn))
     return fn
 
 
 @migration
-def m001_initial(conn: sqlite3.Connection) -> None:
+def m001_initial(conn: Connection) -> None:
     conn.execute(
         """CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
@@ -70,7 +72,7 @@ def m001_initial(conn: sqlite3.Connection) -> None:
 
 
 @migration
-def m002_evaluations(conn: sqlite3.Connection) -> None:
+def m002_evaluations(conn: Connection) -> None:
     """One row per evaluation (during training or by ``coldlab eval``) and its metric values."""
     conn.execute(
         """CREATE TABLE evaluations (
@@ -99,13 +101,13 @@ def m002_evaluations(conn: sqlite3.Connection) -> None:
 
 
 @migration
-def m003_run_dependencies(conn: sqlite3.Connection) -> None:
+def m003_run_dependencies(conn: Connection) -> None:
     """A run may wait for another (latent diffusion waits for its autoencoder run)."""
     conn.execute("ALTER TABLE runs ADD COLUMN depends_on INTEGER REFERENCES runs (id)")
 
 
 @migration
-def m004_attempt_time_and_deaths(conn: sqlite3.Connection) -> None:
+def m004_attempt_time_and_deaths(conn: Connection) -> None:
     """Running time summed over attempts (``run_seconds``, plus ``attempt_started`` of the attempt under
     way), worker deaths counted per run (a run that kills ``max_attempts`` workers fails), and artifact
     paths made relative to HOME (they were stored as the worker wrote them: relative to the folder
@@ -119,11 +121,12 @@ def m004_attempt_time_and_deaths(conn: sqlite3.Connection) -> None:
     for row in conn.execute("SELECT run_id, kind, path FROM artifacts").fetchall():
         fixed = home_relative(row[2])
         if fixed != row[2]:
-            conn.execute("UPDATE OR REPLACE artifacts SET path = ? WHERE run_id = ? AND kind = ? AND path = ?", (fixed, row[0], row[1], row[2]))
+            conn.execute("DELETE FROM artifacts WHERE run_id = ? AND kind = ? AND path = ?", (row[0], row[1], fixed))
+            conn.execute("UPDATE artifacts SET path = ? WHERE run_id = ? AND kind = ? AND path = ?", (fixed, row[0], row[1], row[2]))
 
 
 @migration
-def m005_experiment_and_seed(conn: sqlite3.Connection) -> None:
+def m005_experiment_and_seed(conn: Connection) -> None:
     """The experiment a run comes from and its seed, as fields (they were recovered by parsing run names:
     ``NAME-seedN``, ``NAME-seedN-smoke``). Existing runs get them from their name and stored spec."""
     conn.execute("ALTER TABLE runs ADD COLUMN experiment TEXT")
@@ -139,7 +142,7 @@ def m005_experiment_and_seed(conn: sqlite3.Connection) -> None:
 
 
 @migration
-def m006_autoencoder_specs_hold_their_own_tables(conn: sqlite3.Connection) -> None:
+def m006_autoencoder_specs_hold_their_own_tables(conn: Connection) -> None:
     """An autoencoder run's stored spec holds the tables of its kind only: the empty network, degradation,
     prior and sampler tables it carried are dropped (so queueing the same experiment again matches it)."""
     for row in conn.execute("SELECT id, config FROM runs").fetchall():
@@ -155,7 +158,7 @@ def m006_autoencoder_specs_hold_their_own_tables(conn: sqlite3.Connection) -> No
 
 
 @migration
-def m007_workflow(conn: sqlite3.Connection) -> None:
+def m007_workflow(conn: Connection) -> None:
     """What a researcher adds to runs: the swept values of a sweep (``params``, JSON), a note, tags, an
     archived flag, provenance (JSON: where and how the run was queued and ran) and the trackers a run
     reports to; and a record of removed runs, so that a removed run's id is never given out again."""
@@ -187,21 +190,38 @@ def home_relative(path: str) -> str:
     return path
 
 
-def pending(conn: sqlite3.Connection) -> list[str]:
-    """The migrations this store still lacks (all of them for a file without a migrations table)."""
+def pending(conn: Any) -> list[str]:
+    """The migrations this store still lacks (all of them for a store without a migrations table)."""
     try:
         done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
-    except sqlite3.OperationalError:
+    except Exception as err:  # no migrations table yet (sqlite3.OperationalError, psycopg's UndefinedTable)
+        if "migrations" not in str(err):
+            raise
         done = set()
     return [name for name, _ in MIGRATIONS if name not in done]
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet applied, each in its own transaction; return their names."""
+def migrate(conn: Any) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; return their names.
+
+    On PostgreSQL each transaction first takes the store's advisory lock, so processes that start at
+    once (a cluster's workers) apply each migration exactly once; SQLite's ``BEGIN IMMEDIATE`` does the
+    same there."""
+    postgres = getattr(conn, "backend", "sqlite") == "postgresql"
+
+    def begin() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        if postgres:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (LOCK_KEY,))
+
+    if postgres and not pending(conn):
+        return []
+    begin()
     conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL NOT NULL)")
+    conn.execute("COMMIT")
     applied = []
     for name, fn in MIGRATIONS:
-        conn.execute("BEGIN IMMEDIATE")
+        begin()
         try:
             if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
                 conn.execute("COMMIT")

@@ -18,18 +18,20 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from coldlab.errors import ColdlabError
+from coldlab.store.postgres import Connection
+from coldlab.store.retry import retrying
 
 
-def get_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row:
+@retrying
+def get_run(conn: Connection, run_id: int) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         raise ColdlabError(f"no run with id {run_id}", hint="`coldlab ls` lists the runs")
     return cast("sqlite3.Row", row)
 
 
-def list_runs(
-    conn: sqlite3.Connection, *, study: str | None = None, status: str | None = None, ids: Iterable[int] | None = None
-) -> list[sqlite3.Row]:
+@retrying
+def list_runs(conn: Connection, *, study: str | None = None, status: str | None = None, ids: Iterable[int] | None = None) -> list[sqlite3.Row]:
     sql = "SELECT * FROM runs WHERE 1 = 1"
     args: list[Any] = []
     if study:
@@ -42,7 +44,7 @@ def list_runs(
         wanted = list(ids)
         sql += f" AND id IN ({','.join('?' * len(wanted))})"
         args += wanted
-    return conn.execute(sql + " ORDER BY id", args).fetchall()
+    return cast("list[sqlite3.Row]", conn.execute(sql + " ORDER BY id", args).fetchall())
 
 
 def running_seconds(row: sqlite3.Row | dict[str, Any], now: float | None = None) -> float | None:
@@ -65,9 +67,8 @@ def eta_seconds(row: sqlite3.Row | dict[str, Any], now: float | None = None) -> 
     return cast("float | None", ran / row["step"] * max(row["total_steps"] - row["step"], 0))
 
 
-def latest_metrics(
-    conn: sqlite3.Connection, run_ids: Iterable[int] | None = None, names: Iterable[str] | None = None
-) -> dict[int, dict[str, float | None]]:
+@retrying
+def latest_metrics(conn: Connection, run_ids: Iterable[int] | None = None, names: Iterable[str] | None = None) -> dict[int, dict[str, float | None]]:
     """run id -> {metric name -> value at the metric's highest step}."""
     sql = (
         "SELECT m.run_id, m.name, m.value FROM metrics m JOIN (SELECT run_id, name, MAX(step) AS step FROM metrics "
@@ -85,7 +86,8 @@ def latest_metrics(
     return out
 
 
-def latest_evaluation_value(conn: sqlite3.Connection, run_id: int, names: Iterable[str]) -> tuple[float | None, str]:
+@retrying
+def latest_evaluation_value(conn: Connection, run_id: int, names: Iterable[str]) -> tuple[float | None, str]:
     """(value, name) of the first of ``names`` that an evaluation of the run computed, from the newest
     such evaluation; (None, "") when none did."""
     for name in names:
@@ -99,7 +101,8 @@ def latest_evaluation_value(conn: sqlite3.Connection, run_id: int, names: Iterab
     return None, ""
 
 
-def metric_series(conn: sqlite3.Connection, run_id: int, name: str | None = None) -> dict[str, list[dict[str, Any]]]:
+@retrying
+def metric_series(conn: Connection, run_id: int, name: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every metric of a run as name -> [{step, epoch, value, detail}] ordered by step."""
     sql = "SELECT name, step, epoch, value, detail FROM metrics WHERE run_id = ?"
     args: list[Any] = [run_id]
@@ -114,7 +117,8 @@ def metric_series(conn: sqlite3.Connection, run_id: int, name: str | None = None
     return out
 
 
-def recent_values(conn: sqlite3.Connection, run_id: int, name: str, limit: int) -> list[float]:
+@retrying
+def recent_values(conn: Connection, run_id: int, name: str, limit: int) -> list[float]:
     """The last ``limit`` non-missing values of a metric series, oldest first."""
     rows = conn.execute(
         "SELECT value FROM metrics WHERE run_id = ? AND name = ? AND value IS NOT NULL ORDER BY step DESC LIMIT ?", (run_id, name, limit)
@@ -122,7 +126,8 @@ def recent_values(conn: sqlite3.Connection, run_id: int, name: str, limit: int) 
     return [float(v[0]) for v in reversed(rows)]
 
 
-def training_evaluation_values(conn: sqlite3.Connection, run_id: int, name: str) -> list[float]:
+@retrying
+def training_evaluation_values(conn: Connection, run_id: int, name: str) -> list[float]:
     """A metric's values over the run's training evaluations, by epoch."""
     return [
         float(v[0])
@@ -134,29 +139,33 @@ def training_evaluation_values(conn: sqlite3.Connection, run_id: int, name: str)
     ]
 
 
-def artifacts(conn: sqlite3.Connection, run_id: int, kind: str | None = None) -> list[sqlite3.Row]:
+@retrying
+def artifacts(conn: Connection, run_id: int, kind: str | None = None) -> list[sqlite3.Row]:
     """A run's artifacts, oldest first; ``path`` is relative to HOME (see :meth:`coldlab.home.Home.file`)."""
     sql = "SELECT * FROM artifacts WHERE run_id = ?"
     args: list[Any] = [run_id]
     if kind:
         sql += " AND kind = ?"
         args.append(kind)
-    return conn.execute(sql + " ORDER BY created, path", args).fetchall()
+    return cast("list[sqlite3.Row]", conn.execute(sql + " ORDER BY created, path", args).fetchall())
 
 
-def latest_artifact(conn: sqlite3.Connection, run_id: int, kind: str) -> str | None:
+@retrying
+def latest_artifact(conn: Connection, run_id: int, kind: str) -> str | None:
     """The stored path of a run's newest artifact of a kind (highest epoch, then newest)."""
     row = conn.execute(
-        "SELECT path FROM artifacts WHERE run_id = ? AND kind = ? ORDER BY epoch DESC, created DESC LIMIT 1", (run_id, kind)
+        "SELECT path FROM artifacts WHERE run_id = ? AND kind = ? ORDER BY COALESCE(epoch, -1) DESC, created DESC LIMIT 1", (run_id, kind)
     ).fetchone()
     return row[0] if row else None
 
 
-def has_evaluation(conn: sqlite3.Connection, key: str) -> bool:
+@retrying
+def has_evaluation(conn: Connection, key: str) -> bool:
     return conn.execute("SELECT 1 FROM evaluations WHERE key = ?", (key,)).fetchone() is not None
 
 
-def evaluations(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+@retrying
+def evaluations(conn: Connection, run_id: int) -> list[dict[str, Any]]:
     """Every evaluation of a run, oldest first, each with its values as name -> {value, detail}."""
     out = []
     for e in conn.execute("SELECT * FROM evaluations WHERE run_id = ? ORDER BY id", (run_id,)).fetchall():
@@ -180,7 +189,8 @@ def evaluations(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
     return out
 
 
-def waiting(conn: sqlite3.Connection) -> int:
+@retrying
+def waiting(conn: Connection) -> int:
     """How many queued runs wait for a run that is still queued or running (a worker should wait too)."""
     return int(
         conn.execute(
@@ -189,7 +199,8 @@ def waiting(conn: sqlite3.Connection) -> int:
     )
 
 
-def claimable(conn: sqlite3.Connection, ids: Iterable[int] | None = None) -> int:
+@retrying
+def claimable(conn: Connection, ids: Iterable[int] | None = None) -> int:
     """How many queued runs (of ``ids``) a worker could take or will once their dependency finishes."""
     sql, args = (
         (
@@ -205,7 +216,8 @@ def claimable(conn: sqlite3.Connection, ids: Iterable[int] | None = None) -> int
     return int(conn.execute(sql, args).fetchone()[0])
 
 
-def progress_rows(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
+@retrying
+def progress_rows(conn: Connection, ids: list[int]) -> list[dict[str, Any]]:
     """What ``coldlab run`` shows of each run: the row, its latest step loss (``loss``), the last
     finished epoch with its ``train_loss`` and ``val_loss``."""
     rows = list_runs(conn, ids=ids)
@@ -232,7 +244,8 @@ def progress_rows(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, An
     return out
 
 
-def run_events(conn: sqlite3.Connection, ids: list[int], after: int = 0) -> list[dict[str, Any]]:
+@retrying
+def run_events(conn: Connection, ids: list[int], after: int = 0) -> list[dict[str, Any]]:
     """Evaluations of the runs ``ids`` newer than evaluation id ``after``, oldest first, each with
     the run's name and its values as name -> value."""
     marks = ",".join("?" * len(ids))
@@ -247,22 +260,32 @@ def run_events(conn: sqlite3.Connection, ids: list[int], after: int = 0) -> list
     return out
 
 
-def find_run(conn: sqlite3.Connection, run_id: int) -> sqlite3.Row | None:
+@retrying
+def find_run(conn: Connection, run_id: int) -> sqlite3.Row | None:
     """The run, or None (``get_run`` raises instead)."""
     return cast("sqlite3.Row | None", conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
 
 
-def running_workers(conn: sqlite3.Connection) -> list[str]:
+@retrying
+def running_workers(conn: Connection) -> list[str]:
     """The workers that hold a running run."""
     return [r[0] for r in conn.execute("SELECT DISTINCT worker FROM runs WHERE status = 'running' AND worker IS NOT NULL")]
 
 
-def count_runs(conn: sqlite3.Connection, status: str | None = None) -> int:
+@retrying
+def stale_runs(conn: Connection, before: float) -> int:
+    """How many running runs have had no heartbeat since ``before`` (their worker may be dead)."""
+    return int(conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running' AND COALESCE(heartbeat, 0) < ?", (before,)).fetchone()[0])
+
+
+@retrying
+def count_runs(conn: Connection, status: str | None = None) -> int:
     if status is None:
         return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
     return int(conn.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0])
 
 
-def stored_configs(conn: sqlite3.Connection) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
+@retrying
+def stored_configs(conn: Connection) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
     """(study, name) -> (run id, stored spec) of every run."""
     return {(r["study"], r["name"]): (int(r["id"]), json.loads(r["config"])) for r in conn.execute("SELECT id, study, name, config FROM runs")}

@@ -8,7 +8,9 @@ import time
 from typing import Any, cast
 
 from coldlab.errors import ColdlabError
-from coldlab.store.connection import transaction
+from coldlab.store.connection import is_postgres, transaction
+from coldlab.store.postgres import Connection
+from coldlab.store.retry import retrying
 from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, ENDED, STATUSES, lease_seconds
 
 # the running time of the attempt under way, added to run_seconds when it ends (at its last heartbeat
@@ -16,8 +18,9 @@ from coldlab.store.status import DEFAULT_MAX_ATTEMPTS, ENDED, STATUSES, lease_se
 _ATTEMPT_TIME = "MAX(0, COALESCE({end}, attempt_started) - COALESCE(attempt_started, {end}))"
 
 
+@retrying
 def enqueue(
-    conn: sqlite3.Connection,
+    conn: Connection,
     study: str,
     name: str,
     config: dict[str, Any],
@@ -44,16 +47,16 @@ def enqueue(
     ``params``: the values a sweep set (dotted key -> value); ``provenance``: where and how it was queued;
     ``trackers``: the tracker tables the run reports to (an existing run takes the new list). Ids are never
     reused: a new run's id follows the highest id the store has given out, removed runs included."""
-    with transaction(conn):
+    with transaction(conn, exclusive=True):
         row = conn.execute("SELECT id FROM runs WHERE study = ? AND name = ?", (study, name)).fetchone()
         if row:
             if trackers is not None:
                 conn.execute("UPDATE runs SET trackers = ? WHERE id = ?", (json.dumps(trackers, sort_keys=True) if trackers else None, row["id"]))
             return int(row["id"]), False
-        cur = conn.execute(
+        new = conn.execute(
             "INSERT INTO runs (id, study, name, config, epochs, priority, created, depends_on, max_attempts, experiment, seed, params, "
             "provenance, trackers) VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM (SELECT MAX(id) AS id FROM runs UNION ALL "
-            "SELECT MAX(id) FROM removed_runs)), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "SELECT MAX(id) FROM removed_runs) AS ids), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 study,
                 name,
@@ -69,11 +72,11 @@ def enqueue(
                 json.dumps(provenance, sort_keys=True) if provenance else None,
                 json.dumps(trackers, sort_keys=True) if trackers else None,
             ),
-        )
-        return int(cast(int, cur.lastrowid)), True
+        ).fetchone()
+        return int(new[0]), True
 
 
-def _bury(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], reason: str, now: float) -> list[tuple[int, str]]:
+def _bury(conn: Connection, where: str, args: tuple[Any, ...], reason: str, now: float) -> list[tuple[int, str]]:
     """Inside a transaction: count a worker death for each running run matched by ``where``; queue it
     again, or fail it once its worker died ``max_attempts`` times. Returns (id, new status)."""
     rows = conn.execute(
@@ -89,7 +92,8 @@ def _bury(conn: sqlite3.Connection, where: str, args: tuple[Any, ...], reason: s
     return [(int(r["id"]), r["status"]) for r in rows]
 
 
-def requeue_expired(conn: sqlite3.Connection, now: float | None = None) -> list[int]:
+@retrying
+def requeue_expired(conn: Connection, now: float | None = None) -> list[int]:
     """Put back in the queue every running run whose lease has run out (its worker died or lost the
     store); each counts as a worker death (see :func:`worker_died`)."""
     now = time.time() if now is None else now
@@ -97,7 +101,8 @@ def requeue_expired(conn: sqlite3.Connection, now: float | None = None) -> list[
         return [run_id for run_id, _ in _bury(conn, "lease_until < ?", (now,), "its lease ran out: no heartbeat", now)]
 
 
-def worker_died(conn: sqlite3.Connection, worker: str, reason: str, *, prefix: bool = False) -> list[tuple[int, str]]:
+@retrying
+def worker_died(conn: Connection, worker: str, reason: str, *, prefix: bool = False) -> list[tuple[int, str]]:
     """The worker ``worker`` (every worker id starting with it, with ``prefix``) is gone, e.g. killed
     by a signal: its running run is queued again at once, or fails with "worker died N times (...)"
     once that has happened ``max_attempts`` times. Returns (run id, new status)."""
@@ -108,13 +113,17 @@ def worker_died(conn: sqlite3.Connection, worker: str, reason: str, *, prefix: b
         return _bury(conn, "worker = ?", (worker,), reason, now)
 
 
-def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float | None = None, now: float | None = None) -> sqlite3.Row | None:
+@retrying
+def claim(conn: Connection, worker: str, device: str, *, lease_s: float | None = None, now: float | None = None) -> sqlite3.Row | None:
     """Atomically take the next queued run (highest priority, then oldest) for ``worker``; a run
     whose dependency has not finished waits (see :func:`waiting`)."""
     lease_s = lease_seconds() if lease_s is None else lease_s
     requeue_expired(conn, now)
     skip_orphans(conn)
     now = time.time() if now is None else now
+    # SQLite: the transaction holds the one write lock. PostgreSQL: concurrent claims each lock the row they
+    # pick and skip rows another claim holds (without it, two workers took the same run, 330 of 400 times)
+    lock = " FOR UPDATE OF r SKIP LOCKED" if is_postgres(conn) else ""
     with transaction(conn):
         return cast(
             "sqlite3.Row | None",
@@ -122,14 +131,15 @@ def claim(conn: sqlite3.Connection, worker: str, device: str, *, lease_s: float 
                 "UPDATE runs SET status = 'running', worker = ?, device = ?, lease_until = ?, heartbeat = ?, "
                 "started = COALESCE(started, ?), attempt_started = ?, attempts = attempts + 1, error = NULL "
                 "WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND (r.depends_on IS NULL OR "
-                "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) = 'finished') ORDER BY r.priority DESC, r.id LIMIT 1) "
-                "RETURNING *",
+                "(SELECT d.status FROM runs d WHERE d.id = r.depends_on) = 'finished') ORDER BY r.priority DESC, r.id LIMIT 1"
+                f"{lock}) AND status = 'queued' RETURNING *",
                 (worker, device, now + lease_s, now, now, now),
             ).fetchone(),
         )
 
 
-def skip_orphans(conn: sqlite3.Connection) -> list[int]:
+@retrying
+def skip_orphans(conn: Connection) -> list[int]:
     """Mark ``skipped`` every queued run whose dependency ended without finishing (the error names it;
     requeue both to try again)."""
     with transaction(conn):
@@ -142,8 +152,9 @@ def skip_orphans(conn: sqlite3.Connection) -> list[int]:
     return [int(r["id"]) for r in rows]
 
 
+@retrying
 def heartbeat(
-    conn: sqlite3.Connection,
+    conn: Connection,
     run_id: int,
     worker: str,
     *,
@@ -166,7 +177,8 @@ def heartbeat(
     return (row is not None, bool(row and row["cancel_requested"]))
 
 
-def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, error: str | None = None, *, now: float | None = None) -> None:
+@retrying
+def finish(conn: Connection, run_id: int, worker: str, status: str, error: str | None = None, *, now: float | None = None) -> None:
     """End a claimed run as finished, failed, interrupted or cancelled; the attempt's running time is
     added to the run's."""
     if status not in ENDED:
@@ -181,7 +193,8 @@ def finish(conn: sqlite3.Connection, run_id: int, worker: str, status: str, erro
         )
 
 
-def release(conn: sqlite3.Connection, run_id: int, worker: str) -> bool:
+@retrying
+def release(conn: Connection, run_id: int, worker: str) -> bool:
     """Give a claimed run back to the queue without ending it (its worker lost its lease and stopped
     without a checkpoint: the run resumes from its last one). False if it is no longer this worker's."""
     now = time.time()
@@ -195,7 +208,8 @@ def release(conn: sqlite3.Connection, run_id: int, worker: str) -> bool:
     return row is not None
 
 
-def mark(conn: sqlite3.Connection, run_id: int, status: str, error: str | None = None) -> None:
+@retrying
+def mark(conn: Connection, run_id: int, status: str, error: str | None = None) -> None:
     """Set a run's status outside a worker (e.g. ``skipped`` with the reason)."""
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
@@ -203,7 +217,8 @@ def mark(conn: sqlite3.Connection, run_id: int, status: str, error: str | None =
         conn.execute("UPDATE runs SET status = ?, error = ? WHERE id = ?", (status, error, run_id))
 
 
-def requeue(conn: sqlite3.Connection, run_id: int) -> None:
+@retrying
+def requeue(conn: Connection, run_id: int) -> None:
     """Queue an interrupted, failed or cancelled run again (it resumes from its checkpoint)."""
     with transaction(conn):
         row = conn.execute(
@@ -215,14 +230,16 @@ def requeue(conn: sqlite3.Connection, run_id: int) -> None:
         raise ColdlabError(f"run {run_id} cannot be requeued", hint="only interrupted, failed, cancelled or skipped runs can")
 
 
-def request_cancel(conn: sqlite3.Connection, run_id: int) -> None:
+@retrying
+def request_cancel(conn: Connection, run_id: int) -> None:
     """Ask the worker of a running run to checkpoint and stop; a queued run is cancelled at once."""
     with transaction(conn):
         conn.execute("UPDATE runs SET status = 'cancelled' WHERE id = ? AND status = 'queued'", (run_id,))
         conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", (run_id,))
 
 
-def set_priority(conn: sqlite3.Connection, run_id: int, priority: int) -> None:
+@retrying
+def set_priority(conn: Connection, run_id: int, priority: int) -> None:
     """Change where a queued run stands: higher priority runs are claimed first (then older ones)."""
     with transaction(conn):
         row = conn.execute("UPDATE runs SET priority = ? WHERE id = ? RETURNING id", (int(priority), run_id)).fetchone()

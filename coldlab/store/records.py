@@ -12,6 +12,8 @@ from typing import Any
 
 from coldlab.errors import ColdlabError
 from coldlab.store.connection import transaction
+from coldlab.store.postgres import Connection
+from coldlab.store.retry import retrying
 
 TAG = re.compile(r"^[^\s,+\-][^\s,]*$")
 TAG_HINT = "a tag is one word without spaces or commas, not starting with + or - (e.g. +baseline)"
@@ -24,7 +26,7 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-def _existing(conn: sqlite3.Connection, ids: Iterable[int]) -> list[int]:
+def _existing(conn: Connection, ids: Iterable[int]) -> list[int]:
     wanted = list(dict.fromkeys(int(i) for i in ids))
     if not wanted:
         raise ColdlabError("no run ids given", hint="`coldlab ls` lists the runs")
@@ -35,7 +37,8 @@ def _existing(conn: sqlite3.Connection, ids: Iterable[int]) -> list[int]:
     return wanted
 
 
-def tag_runs(conn: sqlite3.Connection, ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[int, list[str]]:
+@retrying
+def tag_runs(conn: Connection, ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict[int, list[str]]:
     """Add and remove tags of runs; returns run id -> its tags after the change."""
     add, remove = [check_tag(t) for t in add], [check_tag(t) for t in remove]
     both = sorted(set(add) & set(remove))
@@ -44,12 +47,13 @@ def tag_runs(conn: sqlite3.Connection, ids: Iterable[int], add: Iterable[str] = 
     with transaction(conn):
         runs = _existing(conn, ids)
         for run_id in runs:
-            conn.executemany("INSERT OR IGNORE INTO tags (run_id, tag) VALUES (?, ?)", [(run_id, t) for t in add])
+            conn.executemany("INSERT INTO tags (run_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", [(run_id, t) for t in add])
             conn.executemany("DELETE FROM tags WHERE run_id = ? AND tag = ?", [(run_id, t) for t in remove])
         return tags_of(conn, runs)
 
 
-def tags_of(conn: sqlite3.Connection, ids: Iterable[int] | None = None) -> dict[int, list[str]]:
+@retrying
+def tags_of(conn: Connection, ids: Iterable[int] | None = None) -> dict[int, list[str]]:
     """run id -> sorted tags (every run asked for is a key; ``None``: every run with a tag)."""
     if ids is None:
         rows = conn.execute("SELECT run_id, tag FROM tags ORDER BY run_id, tag").fetchall()
@@ -63,14 +67,16 @@ def tags_of(conn: sqlite3.Connection, ids: Iterable[int] | None = None) -> dict[
     return out
 
 
-def set_note(conn: sqlite3.Connection, run_id: int, text: str) -> None:
+@retrying
+def set_note(conn: Connection, run_id: int, text: str) -> None:
     """Set (replace) a run's note; an empty text removes it."""
     with transaction(conn):
         _existing(conn, [run_id])
         conn.execute("UPDATE runs SET note = ? WHERE id = ?", (text.strip() or None, run_id))
 
 
-def set_archived(conn: sqlite3.Connection, ids: Iterable[int], archived: bool = True) -> list[int]:
+@retrying
+def set_archived(conn: Connection, ids: Iterable[int], archived: bool = True) -> list[int]:
     """Hide runs from the default views (``ls``, ``export``, the dashboard), or show them again."""
     with transaction(conn):
         runs = _existing(conn, ids)
@@ -78,15 +84,16 @@ def set_archived(conn: sqlite3.Connection, ids: Iterable[int], archived: bool = 
         return runs
 
 
-def remove_runs(conn: sqlite3.Connection, ids: Iterable[int]) -> list[sqlite3.Row]:
+@retrying
+def remove_runs(conn: Connection, ids: Iterable[int]) -> list[sqlite3.Row]:
     """Delete runs and everything the store holds of them (metrics, evaluations, artifacts, tags); returns
     the removed rows (their folders are the caller's to delete). Refused, with nothing removed, for a run
     that is running, or that a run not being removed depends on (a latent run's autoencoder). A removed
     run's id is recorded and never given to a new run."""
-    with transaction(conn):
+    with transaction(conn, exclusive=True):
         runs = _existing(conn, ids)
         marks = ",".join("?" * len(runs))
-        rows = conn.execute(f"SELECT * FROM runs WHERE id IN ({marks}) ORDER BY id", runs).fetchall()
+        rows: list[sqlite3.Row] = conn.execute(f"SELECT * FROM runs WHERE id IN ({marks}) ORDER BY id", runs).fetchall()
         running = [r for r in rows if r["status"] == "running"]
         if running:
             r = running[0]
@@ -101,7 +108,8 @@ def remove_runs(conn: sqlite3.Connection, ids: Iterable[int]) -> list[sqlite3.Ro
             )
         now = time.time()
         conn.executemany(
-            "INSERT OR REPLACE INTO removed_runs (id, study, name, removed) VALUES (?, ?, ?, ?)",
+            "INSERT INTO removed_runs (id, study, name, removed) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET study = excluded.study, name = excluded.name, removed = excluded.removed",
             [(r["id"], r["study"], r["name"], now) for r in rows],
         )
         conn.execute(f"UPDATE runs SET depends_on = NULL WHERE id IN ({marks})", runs)
@@ -109,7 +117,8 @@ def remove_runs(conn: sqlite3.Connection, ids: Iterable[int]) -> list[sqlite3.Ro
         return rows
 
 
-def add_provenance(conn: sqlite3.Connection, run_id: int, key: str, value: dict[str, Any]) -> None:
+@retrying
+def add_provenance(conn: Connection, run_id: int, key: str, value: dict[str, Any]) -> None:
     """Set one part of a run's provenance (``"ran"``: the host, device and versions of the attempt under way)."""
     with transaction(conn):
         row = conn.execute("SELECT provenance FROM runs WHERE id = ?", (run_id,)).fetchone()

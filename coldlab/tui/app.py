@@ -164,7 +164,7 @@ class ColdlabApp(App[None]):
     def _poll(self, selected: int | None) -> None:
         try:
             try:
-                snapshot = load_snapshot(self.home, selected, now=self.clock, archived=self.archived)
+                snapshot = load_snapshot(self.store, selected, now=self.clock, archived=self.archived)
             except Exception as err:  # a store being migrated or a torn read: say so, try again next tick
                 self._to_ui(self.say, f"could not read the store: {type(err).__name__}: {err}")
                 return
@@ -381,6 +381,7 @@ class ColdlabApp(App[None]):
         from coldlab.plugins import get_registry
 
         executor = get_registry().build("executor", {"name": "local", "detach": True})
+        executor.store = self.store.store
         self.workers_started += executor.start(self.home, [device], self.store.logs)
         self.say(f"worker started on {device} (it keeps running if you close the dashboard)")
 
@@ -438,7 +439,7 @@ class ColdlabApp(App[None]):
         if not ids:
             self.say("mark runs with space first", error=True)
             return
-        self.push_screen(CompareScreen(self.home, ids))
+        self.push_screen(CompareScreen(self.store, ids))
 
     def action_help(self) -> None:
         from coldlab.tui.screens import HelpScreen

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from coldlab.home import Home, as_home
+from coldlab.store.connection import db_errors
 from coldlab.store.queries import (
     eta_seconds,
     find_run,
@@ -178,13 +179,13 @@ def load_snapshot(home: Path | Home, selected: int | None, *, now: Callable[[], 
     only with ``archived``)."""
     start = time.perf_counter()
     home = as_home(home)
-    if not home.db.exists():
+    if not home.store_exists():
         return Snapshot([], None, time.perf_counter() - start, now())
     conn = home.connect(readonly=True)
     try:
         try:
             rows = load_rows(conn, now(), archived=archived)
-        except sqlite3.OperationalError:  # the file exists a moment before its tables do
+        except db_errors():  # the file exists a moment before its tables do
             return Snapshot([], None, time.perf_counter() - start, now())
         detail = load_detail(conn, home, selected) if selected is not None else None
     finally:

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Sparkline, Static
 
 from coldlab.formatting import format_number
+from coldlab.home import Home, as_home
 
 
 class AddScreen(ModalScreen[str | None]):
@@ -90,9 +91,10 @@ class CompareScreen(Screen[None]):
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("e", "export", "Export selection")]
 
-    def __init__(self, home: Path, run_ids: list[int]) -> None:
+    def __init__(self, home: Path | Home, run_ids: list[int]) -> None:
         super().__init__()
-        self.home, self.run_ids = Path(home), run_ids
+        self.store = as_home(home)
+        self.home, self.run_ids = self.store.root, run_ids
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -109,7 +111,7 @@ class CompareScreen(Screen[None]):
     def load(self) -> None:
         from coldlab.report.collect import collect
 
-        data = collect(self.home, run_ids=self.run_ids)
+        data = collect(self.store, run_ids=self.run_ids)
         self.app.call_from_thread(self.show, data.runs)
 
     def show(self, runs: list[Any]) -> None:
@@ -158,7 +160,7 @@ class CompareScreen(Screen[None]):
         out = self.home / "exports" / time.strftime("%Y%m%d-%H%M%S")
         self.app.call_from_thread(self.query_one("#compare-message", Static).update, Text(f"exporting to {out} ..."))
         try:
-            export(self.home, out, run_ids=self.run_ids, model_figures=False, warn=lambda m: None)
+            export(self.store, out, run_ids=self.run_ids, model_figures=False, warn=lambda m: None)
             message = f"exported to {out / 'report.html'}"
         except ColdlabError as err:
             message = f"export failed: {err}"
