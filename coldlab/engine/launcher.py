@@ -68,6 +68,7 @@ def build_executor(path: str, home: Home, executor: str | dict[str, Any] | None,
     """The executor that starts the workers (see :mod:`coldlab.engine.executor_spec`), told the store; a
     remote one with a SQLite store is refused."""
     spec: str | dict[str, Any]
+    origins: dict[str, tuple[str, ...]]
     if isinstance(executor, dict):
         spec, origins = executor, {"": ("--executor",)}
     else:
