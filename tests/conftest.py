@@ -70,30 +70,7 @@ def plugin_env(tmp_path, monkeypatch):
     yield use
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """A PostgreSQL server of the session (tests/pg.py). Without psycopg or the PostgreSQL binaries the
-    tests that need it are skipped, unless ``$COLDLAB_REQUIRE_POSTGRES`` is set (``.ci/run`` sets it):
-    then they fail."""
-    required = bool(os.environ.get("COLDLAB_REQUIRE_POSTGRES"))
-    try:
-        import psycopg  # noqa: F401
-
-        from pg import PgServer
-
-        server = PgServer()
-    except Exception as err:
-        if required:
-            raise
-        pytest.skip(f"no PostgreSQL for the tests: {type(err).__name__}: {err}")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def pg_url(pg_server):
-    """The URL of a new, empty PostgreSQL database."""
-    return pg_server.database()
+from pg import pg_server, pg_url  # noqa: E402,F401  (the PostgreSQL fixtures, shared with plugins/conftest.py)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

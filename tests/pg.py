@@ -15,6 +15,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pytest
+
 
 def _bin_dir() -> Path | None:
     if os.environ.get("COLDLAB_PG_BIN"):
@@ -100,3 +102,27 @@ class PgServer:
             except subprocess.CalledProcessError:
                 pass
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server of the session (tests/pg.py). Without psycopg or the PostgreSQL binaries the
+    tests that need it are skipped, unless ``$COLDLAB_REQUIRE_POSTGRES`` is set (``.ci/run`` sets it):
+    then they fail."""
+    required = bool(os.environ.get("COLDLAB_REQUIRE_POSTGRES"))
+    try:
+        import psycopg  # noqa: F401
+
+        server = PgServer()
+    except Exception as err:
+        if required:
+            raise
+        pytest.skip(f"no PostgreSQL for the tests: {type(err).__name__}: {err}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a new, empty PostgreSQL database."""
+    return pg_server.database()
