@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         executor=args.executor,
         executor_options=args.executor_option,
         max_attempts=args.max_attempts,
+        queue_only=args.queue_only,
     )
 
 
@@ -100,8 +101,10 @@ def _worker(args: argparse.Namespace) -> int:
     from coldlab.engine.worker import run_worker
 
     device = args.device if args.device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu")
-    counts = run_worker(_home(args), device)
+    counts = run_worker(_home(args), device, requeue_on_term=args.requeue_on_term)
     print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "queue empty", file=sys.stderr)
+    if "requeue" in counts:  # preempted: its run is back in the queue; 75 (EX_TEMPFAIL) says "start me again"
+        return 75
     return 0 if set(counts) <= {"finished"} else 1
 
 
@@ -271,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor-option", action="append", metavar="KEY=VALUE", help="an executor parameter (repeat), e.g. partition=gpu; overrides [executor]"
     )
     p.add_argument("--max-attempts", type=_positive, default=3, metavar="N", help="a new run whose worker process dies N times fails (default: 3)")
+    p.add_argument(
+        "--queue-only", action="store_true", help="queue the runs and exit: workers started elsewhere (coldlab worker --store URL) take them"
+    )
     p.add_argument("--dry-run", action="store_true", help="queue nothing: list the runs, their steps and sampling work, and an estimated time")
     p.add_argument("--no-calibrate", action="store_true", help="with --dry-run: count steps only, no timing on the device")
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
@@ -278,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="claim and run queued runs until the queue is empty")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ..., or auto (default: cuda if available, else cpu)")
+    p.add_argument("--requeue-on-term", action="store_true", help="SIGTERM checkpoints the run and queues it again, as SIGUSR2 does (batch jobs)")
     p.add_argument("--home", help=home_help)
     p.add_argument("--store", metavar="URL", help=store_help)
     p.set_defaults(func=_worker)

@@ -18,7 +18,7 @@ from coldlab.engine.executor_spec import executor_spec, parse_option
 from coldlab.engine.trainer import Trainer
 from coldlab.home import Home
 from coldlab.plugins import get_registry
-from coldlab.store import claim, connect, enqueue, get_run, metric_series, record_metrics
+from coldlab.store import claim, connect, enqueue, get_run, list_runs, metric_series, record_metrics
 from test_engine import TOML, Recorder
 
 EPOCHS = 24
@@ -51,6 +51,22 @@ def test_coldlab_run_ls_show_and_export_on_a_postgres_store(tmp_path, pg_url):
     assert "ddpm" in table and "zoom" in table
     again = cli("run", str(toml), "--home", str(home), "--store", pg_url)
     assert "ddpm already finished (run 1)" in again.stderr
+
+
+def test_workstations_queue_once_and_each_run_a_worker(tmp_path, pg_url):
+    """No scheduler: queue with --queue-only, then `coldlab worker --store URL` on each box (two here, at once)."""
+    toml = tmp_path / "exp.toml"
+    toml.write_text(TOML)
+    home = tmp_path / "home"
+    queued = cli("run", str(toml), "--home", str(home), "--store", pg_url, "--queue-only")
+    assert queued.returncode == 0 and "queued 2 run(s) (1, 2); start workers with: coldlab worker --home" in queued.stderr
+    assert [r["status"] for r in list_runs(connect(pg_url))] == ["queued", "queued"]
+    cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--store", pg_url, "--device", "cpu"]
+    boxes = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    said = [b.communicate(timeout=600)[1] for b in boxes]
+    assert [b.returncode for b in boxes] == [0, 0], said
+    runs = list_runs(connect(pg_url))
+    assert [(r["status"], r["attempts"]) for r in runs] == [("finished", 1), ("finished", 1)]
 
 
 def test_a_remote_executor_refuses_a_sqlite_store(tmp_path, plugin_env):

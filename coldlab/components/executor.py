@@ -15,9 +15,13 @@ picks its device on the node it runs on. Executor parameters come from the exper
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from coldlab.params import NoParams
 
@@ -64,3 +68,36 @@ class Executor:
     def start(self, home: Path, devices: list[str], logs: Path) -> list[WorkerHandle]:
         """Start workers for the store in ``home`` (one per device); their output goes under ``logs``."""
         raise NotImplementedError
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Signals the starting process blocks or ignores are unblocked and restored (a Ray task blocks
+    SIGINT and ignores SIGUSR2, and a child inherits both), and on Linux the worker gets SIGKILL when
+    the process that started it dies (its node, job or task going down)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def start_worker_process(cmd: list[str], log: IO[Any], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a ``coldlab worker`` from inside another engine's process (a Ray task, a SLURM job) so that
+    it hears that process's signals and dies with it; its output goes to ``log``."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, preexec_fn=_worker_preexec)
+
+
+def wait_in_steps(proc: subprocess.Popen[bytes], step_s: float = 0.5) -> int:
+    """Wait for a process in short sleeps rather than one blocking wait, so that an exception raised
+    asynchronously in this thread (Ray's cancel) or a signal handler that waits too can run."""
+    while proc.poll() is None:
+        time.sleep(step_s)
+    return int(proc.returncode)

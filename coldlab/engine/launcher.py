@@ -348,11 +348,14 @@ def run_file(
     executor: str | dict[str, Any] | None = None,
     executor_options: list[str] | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    queue_only: bool = False,
 ) -> int:
     """The ``coldlab run`` command; returns the exit code (see the module's docstring).
 
     ``executor`` (a name or table; default: the file's ``[executor]`` table, else ``local``) is the
     executor plugin that starts the workers; ``executor_options`` are ``KEY=VALUE`` parameters of it.
+    ``queue_only``: queue the runs and return, starting no worker (workers started elsewhere take them:
+    ``coldlab worker --store URL`` on each workstation, ``ray job submit -- coldlab worker ...``).
     """
     home = home if isinstance(home, Home) else Home(home)
     console = Console(stderr=True, soft_wrap=True)  # long lines (paths, reasons) stay whole in logs
@@ -362,6 +365,10 @@ def run_file(
         if skipped:
             return summarise(home, [], skipped, path, console)
         console.print("nothing to run")
+        return 0
+    if queue_only:
+        where = f"--home {home.root}" + (f" --store {home.store_label}" if home.store else "")
+        console.print(escape(f"queued {len(ids)} run(s) ({', '.join(map(str, ids))}); start workers with: coldlab worker {where}"))
         return 0
     devices = [device or "auto"] * (workers or 1) if starter.remote else default_devices(device, workers)
     started = Workers(starter, home, devices, ids, console)

@@ -353,15 +353,18 @@ def run_one(
     return status
 
 
-def run_worker(home: str | Path | Home, device: str = "cpu", *, worker: str | None = None) -> dict[str, int]:
-    """Claim and run queued runs until the queue is empty (or until interrupted)."""
+def run_worker(home: str | Path | Home, device: str = "cpu", *, worker: str | None = None, requeue_on_term: bool = False) -> dict[str, int]:
+    """Claim and run queued runs until the queue is empty (or until interrupted). ``requeue_on_term``:
+    SIGTERM puts the run back in the queue like SIGUSR2 (a batch job, where SIGTERM means preemption or
+    cancellation, not "this run is done for")."""
     home = as_home(home)
     worker = worker or worker_id(device)
     conn = home.connect()
     stop_flag = StopFlag()
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop_flag.request("requeue" if signum == signal.SIGUSR2 else "interrupted")
+        requeue = signum == signal.SIGUSR2 or (requeue_on_term and signum == signal.SIGTERM)
+        stop_flag.request("requeue" if requeue else "interrupted")
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)}
     counts: dict[str, int] = {}

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,15 +22,18 @@ from coldlab.store import connect, get_run, list_runs, metric_series  # noqa: E4
 pytestmark = pytest.mark.cluster
 
 EPOCHS = 16
-TOML = """
+TOML = (
+    """
 [defaults]
 dataset = { name = "synthetic", train = 1024, test = 16, size = 16 }
 network = { name = "cnn", channels = [8, 8], time_hidden = [16] }
 degradation = { name = "gaussian", schedule = { name = "linear", T = 20 } }
 sampler = "ddpm"
-train = { epochs = %d, batch_size = 16, log_every = 2, val_fraction = 0.25 }
+train = { epochs = EPOCHS, batch_size = 16, log_every = 2, val_fraction = 0.25 }
 eval = { every = 4, grid = 4 }
-""" % EPOCHS + "".join(f'\n[[experiment]]\nstudy = "ray"\nname = "r{i}"\n' for i in range(3))
+""".replace("EPOCHS", str(EPOCHS))
+    + "".join(f'\n[[experiment]]\nstudy = "ray"\nname = "r{i}"\n' for i in range(3))
+)
 
 
 @pytest.fixture

@@ -26,32 +26,14 @@ import dataclasses
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from coldlab import Executor, hookimpl, param
+from coldlab.components.executor import start_worker_process, wait_in_steps
 
 __version__ = "0.1.0"
-
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """In the worker process before it starts: the signals Ray's worker blocks or ignores are unblocked
-    and restored (else the worker would never see Ctrl-C), and, on Linux, it gets SIGKILL when its
-    task's process dies (a node going down)."""
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 def run_worker_task(home: str, store: str | None, device: str, logs: str) -> dict[str, Any]:
@@ -63,11 +45,9 @@ def run_worker_task(home: str, store: str | None, device: str, logs: str) -> dic
     Path(logs).mkdir(parents=True, exist_ok=True)
     log_path = Path(logs) / f"ray-worker-{host}-{os.getpid()}.log"
     with open(log_path, "a") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
+        proc = start_worker_process(cmd, log)
         try:
-            while proc.poll() is None:  # not proc.wait(): Ray's cancel reaches a task between Python steps, not in a blocking wait
-                time.sleep(0.5)
-            code = int(proc.returncode)
+            code = wait_in_steps(proc)  # Ray's cancel reaches a task between Python steps, not in a blocking wait
         except KeyboardInterrupt:
             proc.send_signal(signal.SIGINT)
             code = proc.wait()
