@@ -37,6 +37,8 @@ _LAZY = {
             "as_steps",
             "data_root",
             "generator_device",
+            "start_worker_process",
+            "wait_in_steps",
         )
     },
     "hookimpl": "coldlab.hookspecs",
@@ -77,6 +79,8 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers
         as_steps,
         data_root,
         generator_device,
+        start_worker_process,
+        wait_in_steps,
     )
     from coldlab.hookspecs import hookimpl
     from coldlab.params import SEED_MAX, NoParams, param
@@ -129,4 +133,6 @@ __all__ = [
     "hookimpl",
     "open",
     "param",
+    "start_worker_process",
+    "wait_in_steps",
 ]

@@ -65,6 +65,9 @@ class Run:
     seconds: float | None
     error: str | None
     archived: bool
+    attempts: int = 0  # times a worker took it
+    deaths: int = 0  # times its worker process died holding it
+    worker: str | None = None  # HOST:PID:DEVICE of the worker that holds it while it runs
 
     def series(self, name: str | None = None) -> Any:
         """Every metric series of the run as name -> [{step, epoch, value, detail}], or one series' points."""
@@ -136,6 +139,13 @@ class Store:
         """The runs every ``where`` expression holds for (``"metric.fid < 40"``, ``"tag = baseline"``; see
         :mod:`coldlab.search`), oldest first or by ``sort`` (``"-metric.fid"``: descending)."""
         return [self._run(r) for r in self._records(where, sort, limit, archived)]
+
+    def claimable(self) -> int:
+        """How many queued runs a worker could take now, or once the run they wait for has finished."""
+        from coldlab.store.queries import claimable
+
+        with self._read() as conn:
+            return claimable(conn)
 
     def run(self, run_id: int) -> Run:
         """One run by id (archived or not)."""

@@ -38,7 +38,8 @@ def _free_port() -> int:
 class PgServer:
     """A PostgreSQL cluster of the test session; :meth:`database` makes a fresh database for one test."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
+        self.fsync = fsync  # off for the tests (speed); the benchmark turns it on, as a real server has it
         self.admin_url = os.environ.get("COLDLAB_TEST_POSTGRES", "")
         self.folder: Path | None = None
         self.port = 0
@@ -70,7 +71,7 @@ class PgServer:
     def start(self) -> None:
         """Start (or start again) the server; returns once it accepts connections."""
         assert self.folder is not None, "an external server is not started by the tests"
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
         subprocess.run(
             self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-o", options, "-l", str(self.folder / "log"), "-w", "start"]),
             check=True,

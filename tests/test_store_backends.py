@@ -219,3 +219,37 @@ def test_an_outage_longer_than_the_retry_window_is_one_line(pg_server, pg_url, m
     finally:
         pg_server.start()
     assert enqueue(connect(pg_url), "s", "r", {}) == (1, True)  # nothing half-written
+
+
+def test_only_metric_rows_skip_the_synchronous_commit(pg_url):
+    """Metric rows commit without waiting for the disk; claims and everything else commit durably."""
+    conn = connect(pg_url)
+    run_id, _ = enqueue(conn, "s", "r", {})
+    seen = []
+    execute = conn.execute
+
+    def spy(sql, params=None):
+        seen.append(sql)
+        return execute(sql, params)
+
+    conn.execute = spy
+    record_metrics(conn, run_id, [("loss", 1, 1, 0.5, None)])
+    assert "SET LOCAL synchronous_commit = off" in seen
+    seen.clear()
+    claim(conn, "w", "cpu")
+    heartbeat(conn, run_id, "w")
+    assert not any("synchronous_commit" in s for s in seen)
+    assert execute("SHOW synchronous_commit").fetchone()[0] == "on"  # the session's default is untouched
+
+
+def test_temporary_files_name_the_host_and_process(tmp_path, monkeypatch):
+    import os
+    import socket
+
+    from coldlab import files
+
+    made = []
+    monkeypatch.setattr(files.os, "replace", lambda src, dst: made.append(str(src)) or os.rename(src, dst))
+    files.save_atomic({"x": 1}, tmp_path / "weights.pt")
+    host = "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())
+    assert made == [str(tmp_path / f"weights.pt.{host}.{os.getpid()}.tmp")] and (tmp_path / "weights.pt").exists()

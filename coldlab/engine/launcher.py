@@ -316,7 +316,9 @@ def summarise(home: Home, ids: list[int], skipped: list[tuple[str, str]], path: 
         for reason, names in reasons.items():
             console.print(f"[yellow]skipped {len(names)} run(s)[/yellow] ({escape(', '.join(names))}): {escape(reason)}")
     if any(r["status"] == "interrupted" for r in bad):
-        console.print(escape(f"continue with: coldlab run {path} --resume" + (f" --home {home.root}" if home != Home.default() else "")))
+        where = f" --home {home.root}" if home.root != Home.default().root else ""
+        where += f" --store {home.store_label}" if home.store and home.store != os.environ.get("COLDLAB_STORE") else ""
+        console.print(escape(f"continue with: coldlab run {path} --resume{where}"))
     finished = len(rows) - len(bad)
     n_skipped = len({name for name, _ in skipped})
     console.print(

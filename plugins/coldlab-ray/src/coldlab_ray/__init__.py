@@ -30,8 +30,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from coldlab import Executor, hookimpl, param
-from coldlab.components.executor import start_worker_process, wait_in_steps
+from coldlab import Executor, hookimpl, param, start_worker_process, wait_in_steps
 
 __version__ = "0.1.0"
 

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from coldlab import Executor, hookimpl, param
-from coldlab.components.executor import start_worker_process, wait_in_steps
+import coldlab
+from coldlab import Executor, hookimpl, param, start_worker_process, wait_in_steps
 
 __version__ = "0.1.0"
 
@@ -86,14 +86,7 @@ class WorkerJob:
         return submitit.helpers.DelayedSubmission(WorkerJob(self.home, self.store, self.device, self.logs))
 
     def runs_left(self) -> bool:
-        from coldlab.home import Home
-        from coldlab.store.queries import claimable
-
-        conn = Home(self.home, self.store).connect()
-        try:
-            return claimable(conn) > 0
-        finally:
-            conn.close()
+        return coldlab.open(self.home, store=self.store).claimable() > 0
 
 
 REQUEUED = 75  # coldlab worker's exit code when it stopped to give its run back (preempted)
