@@ -215,3 +215,77 @@ def test_a_column_where_every_row_ties_marks_no_best():
     assert table.best("m") == set()
     table.rows.append({"m": Cell([1.0])})
     assert table.best("m") == {2}
+
+
+def test_epoch_axes_have_whole_ticks_and_a_single_epoch_shows_both_losses(tmp_path, monkeypatch):
+    """A one- or two-epoch run: ticks at whole epochs only, and its train and validation points drawn as
+    visible markers (hollow validation markers, so both show where they coincide), in front of the step curve."""
+    from coldlab.report import figures as figs
+    from coldlab.report.collect import RunRecord
+
+    drawn = {}
+
+    def keep(fig, path):
+        drawn[path.name] = fig
+        return path
+
+    monkeypatch.setattr(figs, "save", keep)
+    series = {
+        "train_loss_step": [{"step": s, "epoch": 1, "value": 1.0 / s, "detail": None} for s in range(1, 9)],
+        "train_loss": [{"step": 1, "epoch": 1, "value": 0.3, "detail": None}],
+        "val_loss": [{"step": 1, "epoch": 1, "value": 0.3, "detail": None}],
+    }
+    evals = [{"id": e, "origin": "training", "epoch": e, "values": {"fid": {"value": 10.0 / e, "detail": {}}}} for e in (1, 2)]
+    run = RunRecord(1, "s", "one", "finished", None, {}, 1, 1, 1.0, series, evals, [])
+    figs.losses("s", [run], tmp_path)
+    figs.metric_histories("s", [run], ["fid"], tmp_path)
+    for name in ("loss-s.png", "metric-fid-s.png"):
+        ticks = [t for t in drawn[name].axes[0].get_xticks() if drawn[name].axes[0].get_xlim()[0] <= t <= drawn[name].axes[0].get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+    study_lines = {line.get_label().rsplit(" ", 1)[-1]: line for line in drawn["loss-s.png"].axes[0].get_lines()}
+    train, val = study_lines["train"], study_lines["val"]
+    assert train.get_marker() == "o" and val.get_marker() == "o" and train.get_markersize() >= 7
+    assert val.get_markerfacecolor() == "none" and train.get_markerfacecolor() != "none"
+    per_run = {line.get_label(): line for line in drawn["loss-run1.png"].axes[0].get_lines()}
+    assert per_run["train_loss"].get_marker() == "o" and per_run["val_loss"].get_markerfacecolor() == "none"
+    assert per_run["train_loss"].get_zorder() > per_run["train_loss_step"].get_zorder()
+
+
+def test_reconstructions_show_every_original_beside_its_degraded_and_restored_image(tmp_path, monkeypatch):
+    from coldlab.report import figures_model
+    from coldlab.report.collect import RunRecord
+
+    drawn = {}
+    monkeypatch.setattr(figures_model, "save", lambda fig, path: drawn.setdefault("fig", fig) and path)
+    originals = torch.stack([torch.full((1, 4, 4), v) for v in (0.1, 0.4, 0.7, 0.9)])
+
+    class Ctx:
+        codec = None
+
+        def reconstructions(self, t, n):
+            return originals[:n], 1 - originals[:n], torch.zeros(n)
+
+        encode = decode = to_unit = staticmethod(lambda x: x)
+
+        def generator(self, k):
+            return torch.Generator().manual_seed(k)
+
+    class Degradation:
+        T = 20
+
+        def degrade(self, x, t, noise):
+            return x * 0.5
+
+        def sample_noise(self, x, g):
+            return None
+
+    parts = types.SimpleNamespace(eval_context=Ctx, degradation=Degradation())
+    run = RunRecord(3, "s", "r", "finished", None, {"sampler": {"name": "ddpm"}}, 1, 1, 1.0, {}, [], [])
+    fig = figures_model.reconstructions(run, parts, 1, tmp_path, images=4)
+    axes = drawn["fig"].axes
+    per_row = 12  # 4 images x (original, degraded, back)
+    assert len(axes) == per_row * len(fig.series)
+    for i, v in enumerate((0.1, 0.4, 0.7, 0.9)):
+        shown = [axes[3 * i + c].get_images()[0].get_array() for c in range(3)]
+        assert [float(a.mean()) for a in shown] == pytest.approx([v, v * 0.5, 1 - v])  # image i's own original, not the first's
+    assert "each as a triple" in fig.caption

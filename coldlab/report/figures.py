@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from coldlab.files import load_tensors  # noqa: E402
 from coldlab.formatting import file_safe  # noqa: E402
@@ -46,6 +47,21 @@ def save(fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def epoch_axis(ax: Any) -> None:
+    """Epochs are whole numbers: ticks at integers only (a 1- or 2-epoch run otherwise gets 0.25, 0.5, ...),
+    with half an epoch of room either side when the curves span under two epochs (one epoch: one tick)."""
+    xs = [float(x) for line in ax.get_lines() for x in line.get_xdata()]
+    if xs and max(xs) - min(xs) < 2:
+        ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def points_style(n: int) -> dict[str, Any]:
+    """How a series of ``n`` points is drawn: a line, with markers big enough to see when there are few
+    points (a single epoch is one point, which a line alone does not show)."""
+    return {"marker": "o", "markersize": 7 if n == 1 else 4} if n < 10 else {}
 
 
 def label(run: RunRecord) -> str:
@@ -91,11 +107,13 @@ def losses(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
                     style,
                     color=colour,
                     label=f"{label(run)} {name.split('_')[0]}",
-                    marker="o" if len(points) < 3 else None,
+                    **points_style(len(points)),
+                    markerfacecolor="none" if name == "val_loss" else colour,  # validation: hollow, so both show at one epoch
                 )
                 series.append(f"{run.id}:{name}")
     if series:
         ax.set(title=f"Study {study}: loss per epoch", xlabel="epoch", ylabel="loss", yscale="log")
+        epoch_axis(ax)
         ax.legend(fontsize=7)
         figures.append(
             Figure(
@@ -116,13 +134,11 @@ def losses(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
         for name in names:
             points = run.series[name]
             x = [p["step"] for p in points] if name == "train_loss_step" else [p["epoch"] * steps_per_epoch for p in points]
-            ax.plot(
-                x,
-                [p["value"] for p in points],
-                label=name,
-                alpha=0.5 if name == "train_loss_step" else 1.0,
-                marker=None if name == "train_loss_step" else "o",
-            )
+            step = name == "train_loss_step"
+            look: dict[str, Any] = {} if step else {"marker": "o", "markersize": 7 if len(points) == 1 else 5}
+            if name == "val_loss":
+                look["markerfacecolor"] = "none"  # hollow: train and validation both show at a single epoch
+            ax.plot(x, [p["value"] for p in points], label=name, alpha=0.5 if step else 1.0, zorder=1 if step else 3, **look)
         ax.set(title=label(run), xlabel="step", ylabel="loss", yscale="log")
         ax.legend(fontsize=8)
         figures.append(
@@ -154,12 +170,13 @@ def metric_histories(study: str, runs: list[RunRecord], metrics: list[str], out:
         for run in runs:
             history = run.metric_history(name)
             if history:
-                ax.plot([e for e, _ in history], [v for _, v in history], marker="o", label=label(run))
+                ax.plot([e for e, _ in history], [v for _, v in history], label=label(run), **points_style(len(history)) or {"marker": "o"})
                 series.append(str(run.id))
         if not series:
             plt.close(fig)
             continue
         ax.set(title=f"{name}, study {study}", xlabel="epoch", ylabel=name)
+        epoch_axis(ax)
         ax.legend(fontsize=7)
         safe = file_safe(name)
         figures.append(

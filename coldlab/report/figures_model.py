@@ -71,24 +71,23 @@ def reconstructions(run: RunRecord, parts: RunComponents, epoch: int, out: Path,
     ctx = parts.eval_context()
     deg = parts.degradation
     steps = sorted({max(1, round(level * deg.T)) for level in LEVELS})
-    fig, axes = plt.subplots(len(steps), 2 * images + 1, figsize=(1.1 * (2 * images + 1), 1.3 * len(steps)), squeeze=False)
+    fig, axes = plt.subplots(len(steps), 3 * images, figsize=(1.0 * 3 * images, 1.25 * len(steps)), squeeze=False)
     for r, t in enumerate(steps):
         originals, recon, _ = ctx.reconstructions(t, images)
         x0 = ctx.encode(originals)
         z = ctx.decode(deg.degrade(x0, t, deg.sample_noise(x0, ctx.generator(2))))
-        for i in range(images):
-            _show(axes[r][2 * i], z[i], ctx)
-            _show(axes[r][2 * i + 1], recon[i], ctx)
-        _show(axes[r][-1], originals[0], ctx)
+        for i in range(min(images, originals.shape[0])):  # each image: its original, degraded, sampled back
+            for c, image in enumerate((originals[i], z[i], recon[i])):
+                _show(axes[r][3 * i + c], image, ctx)
         axes[r][0].set_ylabel(f"t={t}", fontsize=7)
-    axes[0][0].set_title("z_t", fontsize=7)
-    axes[0][1].set_title("back", fontsize=7)
-    axes[0][-1].set_title("x (1st)", fontsize=7)
+    for i in range(images):
+        for c, title in enumerate(("x", "z_t", "back")):
+            axes[0][3 * i + c].set_title(title, fontsize=7)
     return Figure(
         save(fig, out / f"reconstructions-run{run.id}.png"),
         f"Reconstructions of {label(run)}",
-        f"Epoch {epoch} weights: {images} test images degraded to t (pairs: z_t, then sampled back by "
-        f"{run.config['sampler']['name']}), at {len(steps)} levels; last column: the first original.",
+        f"Epoch {epoch} weights: {images} test images, each as a triple (x: the original; z_t: degraded to t; back: "
+        f"sampled back from t by {run.config['sampler']['name']}), at {len(steps)} levels of t.",
         [f"t={t}" for t in steps],
         run.id,
     )
