@@ -195,8 +195,10 @@ def test_classifier_fid_and_class_histogram_on_real_mnist(registry, tmp_path):
     assert hist.detail["counts"] == pytest.approx(torch.bincount(labels, minlength=10).tolist(), abs=150)
     assert hist.value == pytest.approx(math.log2(10), abs=0.02)
     assert hist.detail["confident_share"] > 0.9
-    conf = hist.detail["confidence"]
-    assert len(conf) == 10000 and conf[hist.detail["best"][0]] == max(conf) and conf[hist.detail["worst"][0]] == min(conf)
+    conf, dist = hist.detail["confidence"], hist.detail["nearest_real_distance"]
+    assert len(conf) == len(dist) == 10000 and hist.detail["reference_images"] == 1000
+    assert dist[hist.detail["best"][0]] == min(dist) == 0 and dist[hist.detail["worst"][0]] == max(dist) > 0
+    assert all(d == pytest.approx(0, abs=1e-3) for d in dist[:1000])  # the reference images themselves
     # all samples one digit: entropy 0 and a distance far from the test set
     ones = images[labels == 1][:500]
     ctx = context(registry, tmp_path, dataset="mnist", batch=500)
@@ -204,6 +206,24 @@ def test_classifier_fid_and_class_histogram_on_real_mnist(registry, tmp_path):
     biased = run(registry, ctx, "classifier-fid", "class-histogram")
     assert biased["class-histogram"].value < 0.2
     assert biased["classifier-fid"].value > 20 * max(fid.value, 1e-3)
+
+
+@needs_mnist
+def test_best_and_worst_samples_rank_noise_below_every_real_digit(registry, tmp_path):
+    """Confidence rates saturated noise as a confident digit; distance to the nearest real image in the
+    classifier's feature space does not: every noise sample ranks below every real one."""
+    ctx = context(registry, tmp_path, dataset="mnist", batch=1000)
+    images, _ = ctx.test_set()
+    g = torch.Generator().manual_seed(0)
+    lo, hi = float(images.min()), float(images.max())
+    noise = torch.where(torch.rand(images[:40].shape, generator=g) < 0.5, lo, hi)  # saturated noise
+    ctx = context(registry, tmp_path, dataset="mnist", batch=1000)
+    ctx.use_samples(torch.cat([images[-40:], noise]))  # real digits outside the reference set, then noise
+    detail = run(registry, ctx, "class-histogram")["class-histogram"].detail
+    dist = detail["nearest_real_distance"]
+    assert max(dist[:40]) < min(dist[40:])
+    assert set(detail["best"]) <= set(range(40)) and set(detail["worst"]) <= set(range(40, 80))
+    assert "nearest real test image" in detail["ranking"]
 
 
 @needs_mnist

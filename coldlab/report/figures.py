@@ -220,7 +220,9 @@ def _epoch_of(path: Path) -> str:
 
 
 def best_worst(runs: list[RunRecord], out: Path, n: int = 8) -> list[Figure]:
-    """The samples the classifier is most and least sure of (class-histogram's confidences)."""
+    """The samples nearest to and farthest from any real test image in the classifier's feature space
+    (class-histogram's ranking; an evaluation stored before it ranked by the classifier's confidence, and
+    the caption then says so)."""
     figures = []
     for run in runs:
         latest = run.latest("class-histogram")
@@ -234,20 +236,29 @@ def best_worst(runs: list[RunRecord], out: Path, n: int = 8) -> list[Figure]:
         best, worst = detail["best"][:n], detail["worst"][:n]
         if max(best + worst, default=0) >= samples.shape[0]:
             continue
+        distance = detail.get("nearest_real_distance")
         fig, axes = plt.subplots(2, len(best), figsize=(1.3 * len(best), 3), squeeze=False)
         for row, (which, idx) in enumerate((("best", best), ("worst", worst))):
             for ax, i in zip(axes[row], idx, strict=False):
                 img = samples[i].permute(1, 2, 0).squeeze(-1).numpy()
                 ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-                ax.set_title(f"{detail['predicted'][i]} ({detail['confidence'][i]:.2f})", fontsize=7)
+                shown = f"d {distance[i]:.2f}" if distance is not None else f"{detail['confidence'][i]:.2f}"
+                ax.set_title(f"{detail['predicted'][i]} ({shown})", fontsize=7)
                 ax.axis("off")
             axes[row][0].text(-0.3, 0.5, which, transform=axes[row][0].transAxes, ha="right", va="center", fontsize=8)
         figures.append(
             Figure(
                 save(fig, out / f"best-worst-run{run.id}.png"),
                 f"Best and worst samples of {label(run)}",
-                f"Epoch {latest['epoch']}: the {len(best)} samples the classifier is surest of (top) and least sure of "
-                "(bottom), with predicted class and confidence.",
+                (
+                    f"Epoch {latest['epoch']}: the {len(best)} samples nearest to a real test image (top) and farthest from "
+                    f"every one of {detail.get('reference_images', 'the')} (bottom), by distance in the classifier's feature "
+                    "space, with the predicted class and that distance d."
+                    if distance is not None
+                    else f"Epoch {latest['epoch']}: the {len(best)} samples the classifier is surest of (top) and least sure "
+                    "of (bottom), with predicted class and confidence (an evaluation stored before samples were ranked by "
+                    "distance to real images; confidence rates saturated noise high: re-evaluate with coldlab eval)."
+                ),
                 ["best", "worst"],
                 run.id,
             )
