@@ -9,10 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 ray = pytest.importorskip("ray")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))  # the core's PostgreSQL fixtures (tests/pg.py)
+from pg import pg_server, pg_url  # noqa: E402,F401
 
 import coldlab  # noqa: E402
 

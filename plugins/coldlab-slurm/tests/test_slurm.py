@@ -16,6 +16,9 @@ import pytest
 
 pytest.importorskip("submitit")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))  # the core's PostgreSQL fixtures (tests/pg.py)
+from pg import pg_server, pg_url  # noqa: E402,F401
+
 from coldlab_slurm import sbatch_options  # noqa: E402
 
 import coldlab  # noqa: E402
