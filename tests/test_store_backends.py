@@ -253,3 +253,20 @@ def test_temporary_files_name_the_host_and_process(tmp_path, monkeypatch):
     files.save_atomic({"x": 1}, tmp_path / "weights.pt")
     host = "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())
     assert made == [str(tmp_path / f"weights.pt.{host}.{os.getpid()}.tmp")] and (tmp_path / "weights.pt").exists()
+
+
+def test_an_unreachable_postgres_store_is_one_located_line(tmp_path):
+    pytest.importorskip("psycopg")
+    import socket
+
+    from test_engine import cli
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://lab:s3cret@127.0.0.1:{port}/runs"
+    with pytest.raises(ColdlabError, match=r"^--store: could not connect to the store postgresql://lab:\*\*\*@127\.0\.0\.1"):
+        connect(url)
+    done = cli("ls", "--home", str(tmp_path), "--store", url)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "hint: check that the PostgreSQL server is running" in done.stderr

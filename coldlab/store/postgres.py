@@ -99,7 +99,19 @@ class PgConnection:
     def __init__(self, url: str) -> None:
         self.url = url
         self._raw: Any = None
-        self.reconnect()
+        try:
+            self.reconnect()
+        except ColdlabError:
+            raise
+        except Exception as err:  # psycopg's OperationalError: the server is not there, or refuses us
+            if not is_outage(err):
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ColdlabError(
+                f"could not connect to the store {mask(url)}: {first}",
+                hint="check that the PostgreSQL server is running and reachable, and the user, password and database in the URL",
+                where=("--store",),
+            ) from None
 
     def reconnect(self) -> None:
         """Open the connection (again): after an outage the old one is gone."""
