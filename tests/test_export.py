@@ -151,6 +151,7 @@ def test_every_figure_is_a_png_with_the_expected_series(exported):
     assert set(figs["metric-test-loss-cmp.png"]["series"]) == tl_runs
     assert "metric-fid-cmp.png" not in figs  # never computed: nothing to draw, and nothing made up
     assert set(figs["grids-cmp.png"]["series"]) == {str(i) for i in cmp_ids}
+    assert set(figs["grids-epochs-cmp.png"]["series"]) == {str(i) for i in cmp_ids}  # epochs 1 and 2, side by side
     assert set(figs["classes-cmp.png"]["series"]) == {str(i) for i in cmp_ids}
     ks_runs = {str(i) for i in cmp_ids if runs[i]["name"].startswith("ddpm")}
     assert set(figs["ks-cmp.png"]["series"]) == ks_runs
@@ -289,3 +290,29 @@ def test_reconstructions_show_every_original_beside_its_degraded_and_restored_im
         shown = [axes[3 * i + c].get_images()[0].get_array() for c in range(3)]
         assert [float(a.mean()) for a in shown] == pytest.approx([v, v * 0.5, 1 - v])  # image i's own original, not the first's
     assert "each as a triple" in fig.caption
+
+
+def test_grids_across_epochs_put_runs_in_rows_and_epochs_in_columns(tmp_path, monkeypatch):
+    from coldlab.report import figures as figs
+    from coldlab.report.collect import RunRecord
+
+    drawn = {}
+    monkeypatch.setattr(figs, "save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+
+    def run(run_id, epochs):
+        arts = []
+        for e in epochs:
+            path = tmp_path / f"run{run_id}-grid-{e}.png"
+            plt.imsave(path, torch.full((4, 4), e / 10).numpy(), cmap="gray", vmin=0, vmax=1)
+            arts.append({"kind": "grid", "path": str(path), "epoch": e, "created": float(e)})
+        return RunRecord(run_id, "s", f"r{run_id}", "finished", None, {}, 8, 8, 1.0, {}, [], arts)
+
+    runs = [run(1, range(1, 9)), run(2, [e for e in range(1, 9) if e != 8])]
+    assert figs.grid_epochs(runs) == [1, 2, 4, 5, 7, 8]  # six of eight, first and last kept
+    [fig] = figs.grids_by_epoch("s", runs, tmp_path)
+    axes = drawn["grids-epochs-s.png"].axes
+    assert len(axes) == 2 * 6 and fig.series == ["1", "2"]
+    assert [a.get_title() for a in axes[:6]] == [f"epoch {e}" for e in (1, 2, 4, 5, 7, 8)]
+    assert [float(a.get_images()[0].get_array()[..., 0].mean()) for a in axes[:5]] == pytest.approx([e / 10 for e in (1, 2, 4, 5, 7)], abs=0.01)
+    assert not axes[11].get_images() and axes[11].texts[0].get_text() == "no grid"  # run 2 has no epoch-8 grid
+    assert figs.grids_by_epoch("s", [run(3, [1])], tmp_path) == []  # one epoch: the final-grid figure shows it

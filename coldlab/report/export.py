@@ -88,6 +88,7 @@ def export(
             + fig.losses(study, runs, figdir)
             + fig.metric_histories(study, runs, metrics, figdir)
             + fig.grids(study, runs, figdir)
+            + fig.grids_by_epoch(study, runs, figdir)
             + fig.best_worst(runs, figdir)
             + fig.ks_curves(study, runs, figdir)
             + fig.class_histograms(study, runs, figdir)

@@ -215,6 +215,48 @@ def grids(study: str, runs: list[RunRecord], out: Path) -> list[Figure]:
     ]
 
 
+def grid_epochs(runs: list[RunRecord], most: int = 6) -> list[int]:
+    """The epochs to show grids at: every epoch some run saved a grid at, thinned evenly to ``most``
+    (the first and the last always kept)."""
+    epochs = sorted({int(a["epoch"]) for run in runs for a in run.artifacts if a["kind"] == "grid" and a["epoch"] is not None})
+    if len(epochs) <= most:
+        return epochs
+    picks = {round(i * (len(epochs) - 1) / (most - 1)) for i in range(most)}
+    return [epochs[i] for i in sorted(picks)]
+
+
+def grids_by_epoch(study: str, runs: list[RunRecord], out: Path, most: int = 6) -> list[Figure]:
+    """Sample grids across training (SPEC §8): one row per run, one column per epoch, so each run reads
+    left to right and the runs of a study compare top to bottom at the same epoch."""
+    epochs = grid_epochs(runs, most)
+    shown = [run for run in runs if any(run.artifact("grid", e) for e in epochs)]
+    if len(epochs) < 2 or not shown:
+        return []  # one epoch: the final-grid figure shows it
+    fig, axes = plt.subplots(len(shown), len(epochs), figsize=(2.2 * len(epochs) + 0.6, 2.4 * len(shown)), squeeze=False)
+    for r, run in enumerate(shown):
+        for c, epoch in enumerate(epochs):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            path = run.artifact("grid", epoch)
+            if path is not None:
+                ax.imshow(plt.imread(path), cmap="gray")
+            else:
+                ax.text(0.5, 0.5, "no grid", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+            if r == 0:
+                ax.set_title(f"epoch {epoch}", fontsize=8)
+        axes[r][0].set_ylabel(f"{run.name}\n#{run.id}", fontsize=7)
+    return [
+        Figure(
+            save(fig, out / f"grids-epochs-{file_safe(study)}.png"),
+            f"Samples across training, study {study}",
+            f"Each run's sample grid (rows) at epochs {', '.join(map(str, epochs))} (columns); the same start points at every "
+            "epoch, so a column compares the runs at the same point of training.",
+            [str(run.id) for run in shown],
+        )
+    ]
+
+
 def _epoch_of(path: Path) -> str:
     return path.stem.rsplit("-", 1)[-1].lstrip("0") or "0"
 
