@@ -171,10 +171,23 @@ def test_the_html_report_is_self_contained_and_references_everything(exported):
         for f in study["figures"]:
             assert f'data-file="{Path(f["path"]).name}"' in page
         assert f"data-table='{study['tables']['md']}'" in page
-    assert page.count('src="data:image/png;base64,') == sum(len(s["figures"]) for s in exported.manifest["studies"])
+    sliders = re.findall(r"<div class='epochs' id='epochs-run(\d+)'>(.*?)</div>", page)
+    slider_images = sum(body.count("<img ") for _, body in sliders)
+    assert page.count('src="data:image/png;base64,') == sum(len(s["figures"]) for s in exported.manifest["studies"]) + slider_images
     assert not re.search(r"""(src|href)=["']https?:""", page)
     for name in ("ddpm", "zoom", "blur"):
         assert f">{name}" in page
+    # the comparison table: metrics first, sortable (numbers carried in data-value), with a filter box
+    head = re.search(r'<table class="comparison sortable" id="table-cmp"><thead><tr>(.*?)</tr>', page).group(1)
+    labels = re.findall(r">([^<]+)</th>", head)
+    assert labels[:2] == ["experiment", "runs"] and labels[2].endswith("(final)")  # a metric before losses and settings
+    assert labels.index("final train loss") < labels.index("degradation")
+    assert "data-for='table-cmp'" in page and 'data-value="' in page and "<script>" in page
+    # a section per run: its own figures and its grids with an epoch slider
+    for run_id in (1, 2):
+        section = re.search(rf"<section class='run' id='run-{run_id}'>(.*?)</section>", page, re.S).group(1)
+        assert f'data-file="loss-run{run_id}.png"' in section
+        assert re.findall(r'data-epoch="(\d+)"', section) == ["1", "2"] and "type='range'" in section
 
 
 def test_a_selection_exports_only_what_was_asked(exported, tmp_path):

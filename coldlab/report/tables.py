@@ -376,10 +376,35 @@ def to_json(table: Table) -> dict[str, Any]:
     return {"study": table.study, "columns": [dataclasses.asdict(c) for c in cols], "rows": rows, "notes": table.notes}
 
 
-def to_html(table: Table) -> str:
+HTML_FIRST = ("experiment", "runs")
+HTML_AFTER_METRICS = ("train_loss", "val_loss", "train_seconds", "epochs", "tags")
+
+
+def html_columns(table: Table) -> list[Column]:
+    """The HTML table's columns, metrics first: experiment and runs, every metric (final, best), the final
+    losses, time, epochs and tags, then the swept values and the settings (what differs least, last)."""
     cols = _visible(table)
+
+    def rank(c: Column) -> tuple[int, int]:
+        if c.key in HTML_FIRST:
+            return (0, HTML_FIRST.index(c.key))
+        if c.key.endswith((":final", ":best")):
+            return (1, 0)
+        if c.key in HTML_AFTER_METRICS:
+            return (2, HTML_AFTER_METRICS.index(c.key))
+        return (3 if c.key.startswith("param:") else 4, 0)
+
+    return sorted(cols, key=rank)  # stable: the metrics keep their order
+
+
+def to_html(table: Table, table_id: str = "") -> str:
+    """The comparison table for the report: metrics first, each numeric cell carrying its value
+    (``data-value``) so the page's script sorts by number; headers carry ``data-type``."""
+    cols = html_columns(table)
     best = {c.key: table.best(c.key) for c in cols}
-    head = "".join(f"<th>{html.escape(c.label)}</th>" for c in cols)
+    head = "".join(
+        f'<th data-type="{"num" if c.numeric else "text"}" title="sort by {html.escape(c.label)}">{html.escape(c.label)}</th>' for c in cols
+    )
     body = []
     for i, row in enumerate(table.rows):
         tds = []
@@ -390,12 +415,14 @@ def to_html(table: Table) -> str:
                 ' class="best"' if i in best[c.key] else (' class="unavailable"' if cell is not None and cell.unavailable and not cell.values else "")
             )
             title = f' title="{html.escape(cell.unavailable)}"' if cell is not None and cell.unavailable else ""
-            tds.append(f"<td{cls}{title}>{text}</td>")
+            value = f' data-value="{cell.mean!r}"' if cell is not None and cell.mean is not None else ""
+            tds.append(f"<td{cls}{title}{value}>{text}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)
+    ident = f' id="{html.escape(table_id)}"' if table_id else ""
     return (
-        f'<table class="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-        f'<p class="legend">Bold: the best value of the column (mean over seeds; ± is the std over seeds).</p>'
+        f'<table class="comparison sortable"{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        f'<p class="legend">Bold: the best value of the column (mean over seeds; ± is the std over seeds). Click a header to sort.</p>'
         + (f"<ul class='notes'>{notes}</ul>" if notes else "")
     )
 
