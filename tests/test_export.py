@@ -329,3 +329,11 @@ def test_grids_across_epochs_put_runs_in_rows_and_epochs_in_columns(tmp_path, mo
     assert [float(a.get_images()[0].get_array()[..., 0].mean()) for a in axes[:5]] == pytest.approx([e / 10 for e in (1, 2, 4, 5, 7)], abs=0.01)
     assert not axes[11].get_images() and axes[11].texts[0].get_text() == "no grid"  # run 2 has no epoch-8 grid
     assert figs.grids_by_epoch("s", [run(3, [1])], tmp_path) == []  # one epoch: the final-grid figure shows it
+
+
+def test_studies_come_in_the_order_of_their_first_run(tmp_path):
+    from coldlab.report.collect import ExportData, RunRecord
+
+    runs = [RunRecord(i, study, f"r{i}", "finished", None, {}, 1, 1, 1.0, {}, [], []) for i, study in ((1, "zeta"), (2, "alpha"), (3, "zeta"), (4, "mid"))]
+    assert list(ExportData(tmp_path, runs).studies()) == ["zeta", "alpha", "mid"]  # by run id, not by name
+    assert [r.id for r in ExportData(tmp_path, runs).studies()["zeta"]] == [1, 3]
