@@ -10,7 +10,9 @@ queue and resumes from its checkpoint). SQLite connections are never retried her
 waits for the write lock).
 
 Every function retried is safe to run twice: writes are keyed (metric rows by run, name and step,
-evaluations by key) or conditional on the state they change.
+evaluations by key) or conditional on the state they change. One case is not undone: a claim whose commit
+reached the server but whose reply was lost is retried, so the worker takes another run, and the first
+stays ``running`` until its lease runs out (then it is queued again, counted as a worker death).
 """
 
 from __future__ import annotations
