@@ -39,6 +39,7 @@ _LAZY = {
             "generator_device",
             "start_worker_process",
             "wait_in_steps",
+            "worker_command",
         )
     },
     "hookimpl": "coldlab.hookspecs",
@@ -81,6 +82,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers
         generator_device,
         start_worker_process,
         wait_in_steps,
+        worker_command,
     )
     from coldlab.hookspecs import hookimpl
     from coldlab.params import SEED_MAX, NoParams, param
@@ -135,4 +137,5 @@ __all__ = [
     "param",
     "start_worker_process",
     "wait_in_steps",
+    "worker_command",
 ]

@@ -62,8 +62,7 @@ class Executor:
 
     def worker_command(self, home: Path, device: str) -> list[str]:
         """The command line of one worker for ``home`` and this executor's store."""
-        cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home), "--device", device]
-        return cmd + (["--store", self.store] if self.store else [])
+        return worker_command(str(home), self.store, device)
 
     def start(self, home: Path, devices: list[str], logs: Path) -> list[WorkerHandle]:
         """Start workers for the store in ``home`` (one per device); their output goes under ``logs``."""
@@ -71,6 +70,13 @@ class Executor:
 
 
 PR_SET_PDEATHSIG = 1
+
+
+def worker_command(home: str, store: str | None, device: str, *extra: str) -> list[str]:
+    """``python -m coldlab worker`` for ``home`` and ``store`` on ``device``, with this process's Python
+    (on a remote node: call it there, where that Python has coldlab)."""
+    cmd = [sys.executable, "-m", "coldlab", "worker", "--home", home, "--device", device, *extra]
+    return cmd + (["--store", store] if store else [])
 
 
 def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -79,9 +79,14 @@ class Row(tuple):  # type: ignore[type-arg]
         return list(self._names)
 
 
+@functools.lru_cache(maxsize=256)
+def _row_class(names: tuple[str, ...]) -> type[Row]:
+    """One Row class per column list (made once, not on every query)."""
+    return type("Row", (Row,), {"_names": names, "__slots__": ()})
+
+
 def _row_factory(cursor: Any) -> Any:
-    names = tuple(d.name for d in cursor.description) if cursor.description else ()
-    cls = type("Row", (Row,), {"_names": names, "__slots__": ()})
+    cls = _row_class(tuple(d.name for d in cursor.description) if cursor.description else ())
 
     def make(values: Sequence[Any]) -> Row:
         row: Row = cls(values)

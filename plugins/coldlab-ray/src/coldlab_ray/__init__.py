@@ -26,11 +26,10 @@ import dataclasses
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
-from coldlab import Executor, hookimpl, param, start_worker_process, wait_in_steps
+from coldlab import Executor, hookimpl, param, start_worker_process, wait_in_steps, worker_command
 
 __version__ = "0.1.0"
 
@@ -38,8 +37,7 @@ __version__ = "0.1.0"
 def run_worker_task(home: str, store: str | None, device: str, logs: str) -> dict[str, Any]:
     """The body of one Ray task, on its node: start ``coldlab worker`` and wait for it. Cancelling the
     task (a KeyboardInterrupt from ``ray.cancel``) interrupts the worker, which checkpoints its run."""
-    cmd = [sys.executable, "-m", "coldlab", "worker", "--home", home, "--device", device]
-    cmd += ["--store", store] if store else []
+    cmd = worker_command(home, store, device)
     host = socket.gethostname()
     Path(logs).mkdir(parents=True, exist_ok=True)
     log_path = Path(logs) / f"ray-worker-{host}-{os.getpid()}.log"

@@ -24,13 +24,12 @@ import dataclasses
 import os
 import signal
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 import coldlab
-from coldlab import Executor, hookimpl, param, start_worker_process, wait_in_steps
+from coldlab import Executor, hookimpl, param, start_worker_process, wait_in_steps, worker_command
 
 __version__ = "0.1.0"
 
@@ -58,8 +57,7 @@ class WorkerJob:
         self.__dict__.update(state, proc=None)
 
     def __call__(self) -> dict[str, Any]:
-        cmd = [sys.executable, "-m", "coldlab", "worker", "--home", self.home, "--device", self.device, "--requeue-on-term"]
-        cmd += ["--store", self.store] if self.store else []
+        cmd = worker_command(self.home, self.store, self.device, "--requeue-on-term")
         host = socket.gethostname()
         Path(self.logs).mkdir(parents=True, exist_ok=True)
         with open(Path(self.logs) / f"slurm-worker-{host}-{os.getpid()}.log", "a") as log:
