@@ -7,8 +7,6 @@ import math
 from pathlib import Path
 
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio
-from torchvision.utils import save_image
 
 
 def to_unit(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
@@ -19,6 +17,8 @@ def to_unit(images: torch.Tensor, value_range: tuple[float, float]) -> torch.Ten
 
 def psnr(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
     """Peak signal-to-noise ratio (dB) of each image, both in [0, 1] (data range 1): a tensor of N values."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio  # slow to import: only when used
+
     out: torch.Tensor = peak_signal_noise_ratio(reconstructions, originals, data_range=1.0, reduction="none", dim=(1, 2, 3))
     return out
 
@@ -26,5 +26,7 @@ def psnr(reconstructions: torch.Tensor, originals: torch.Tensor) -> torch.Tensor
 def save_grid(images: torch.Tensor, path: Path, value_range: tuple[float, float], nrow: int | None = None) -> Path:
     """Images (in ``value_range``) as a PNG grid, ``nrow`` per row (default: a square)."""
     nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
+    from torchvision.utils import save_image
+
     save_image(to_unit(images.float().cpu(), value_range), path, nrow=nrow)
     return path

@@ -266,7 +266,8 @@ def test_epoch_axes_have_whole_ticks_and_a_single_epoch_shows_both_losses(tmp_pa
 
 
 def test_reconstructions_show_every_original_beside_its_degraded_and_restored_image(tmp_path, monkeypatch):
-    from coldlab.report import figures_model
+    from coldlab.engine import figure_data
+    from coldlab.report import figures_model, mosaic
     from coldlab.report.collect import RunRecord
 
     drawn = {}
@@ -293,20 +294,27 @@ def test_reconstructions_show_every_original_beside_its_degraded_and_restored_im
         def sample_noise(self, x, g):
             return None
 
-    parts = types.SimpleNamespace(eval_context=Ctx, degradation=Degradation())
+    parts = types.SimpleNamespace(degradation=Degradation())
+    data = {**figure_data.reconstructions(parts, Ctx(), images=4), "epoch": torch.tensor(1), "latent": torch.tensor(False)}
+    assert data["reconstructions"].dtype == torch.uint8 and data["reconstruction_t"].tolist() == [5, 10, 15, 20]
+    tiles, cols, rows = figures_model.reconstruction_tiles(data)
+    assert cols == ["x", "z_t", "back"] * 4 and rows == ["t=5", "t=10", "t=15", "t=20"]
+    for row in tiles:
+        for i, v in enumerate((0.1, 0.4, 0.7, 0.9)):  # image i's own original, not the first's
+            assert [float(tile.float().mean()) / 255 for tile in row[3 * i : 3 * i + 3]] == pytest.approx([v, v * 0.5, 1 - v], abs=0.003)
     run = RunRecord(3, "s", "r", "finished", None, {"sampler": {"name": "ddpm"}}, 1, 1, 1.0, {}, [], [])
-    fig = figures_model.reconstructions(run, parts, 1, tmp_path, images=4)
-    axes = drawn["fig"].axes
-    per_row = 12  # 4 images x (original, degraded, back)
-    assert len(axes) == per_row * len(fig.series)
-    for i, v in enumerate((0.1, 0.4, 0.7, 0.9)):
-        shown = [axes[3 * i + c].get_images()[0].get_array() for c in range(3)]
-        assert [float(a.mean()) for a in shown] == pytest.approx([v, v * 0.5, 1 - v])  # image i's own original, not the first's
-    assert "each as a triple" in fig.caption
+    fig = figures_model.reconstructions(run, data, tmp_path)
+    [ax] = drawn["fig"].axes  # one picture, not an axes per image
+    canvas, _, _ = mosaic.compose(tiles, block=3)
+    assert ax.get_images()[0].get_array().shape == canvas.shape
+    left = 3 * (4 + mosaic.GAP) - mosaic.GAP + mosaic.BLOCK_GAP  # the second triple's original, first row
+    assert float(canvas[:4, left : left + 4].mean()) == pytest.approx(0.4, abs=0.003)
+    assert [t.get_text() for t in ax.get_xticklabels()] == cols and "each as a triple" in fig.caption
 
 
 def test_grids_across_epochs_put_runs_in_rows_and_epochs_in_columns(tmp_path, monkeypatch):
     from coldlab.report import figures as figs
+    from coldlab.report import mosaic
     from coldlab.report.collect import RunRecord
 
     drawn = {}
@@ -323,11 +331,14 @@ def test_grids_across_epochs_put_runs_in_rows_and_epochs_in_columns(tmp_path, mo
     runs = [run(1, range(1, 9)), run(2, [e for e in range(1, 9) if e != 8])]
     assert figs.grid_epochs(runs) == [1, 2, 4, 5, 7, 8]  # six of eight, first and last kept
     [fig] = figs.grids_by_epoch("s", runs, tmp_path)
-    axes = drawn["grids-epochs-s.png"].axes
-    assert len(axes) == 2 * 6 and fig.series == ["1", "2"]
-    assert [a.get_title() for a in axes[:6]] == [f"epoch {e}" for e in (1, 2, 4, 5, 7, 8)]
-    assert [float(a.get_images()[0].get_array()[..., 0].mean()) for a in axes[:5]] == pytest.approx([e / 10 for e in (1, 2, 4, 5, 7)], abs=0.01)
-    assert not axes[11].get_images() and axes[11].texts[0].get_text() == "no grid"  # run 2 has no epoch-8 grid
+    [ax] = drawn["grids-epochs-s.png"].axes
+    assert fig.series == ["1", "2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"epoch {e}" for e in (1, 2, 4, 5, 7, 8)]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["r1\n#1", "r2\n#2"]
+    canvas = ax.get_images()[0].get_array()
+    step = 4 + mosaic.GAP
+    assert [float(canvas[:4, c * step : c * step + 4, 0].mean()) for c in range(5)] == pytest.approx([e / 10 for e in (1, 2, 4, 5, 7)], abs=0.01)
+    assert float(canvas[step:, 5 * step :, :].min()) == 1.0 and ax.texts[0].get_text() == "no grid"  # run 2 has no epoch-8 grid
     assert figs.grids_by_epoch("s", [run(3, [1])], tmp_path) == []  # one epoch: the final-grid figure shows it
 
 
@@ -337,3 +348,50 @@ def test_studies_come_in_the_order_of_their_first_run(tmp_path):
     runs = [RunRecord(i, study, f"r{i}", "finished", None, {}, 1, 1, 1.0, {}, [], []) for i, study in ((1, "zeta"), (2, "alpha"), (3, "zeta"), (4, "mid"))]
     assert list(ExportData(tmp_path, runs).studies()) == ["zeta", "alpha", "mid"]  # by run id, not by name
     assert [r.id for r in ExportData(tmp_path, runs).studies()["zeta"]] == [1, 3]
+
+
+FIGURE_TOML = """
+[[experiment]]
+study = "f"
+name = "ddpm"
+dataset = { name = "synthetic", train = 64, test = 16, size = 8 }
+network = { name = "cnn", channels = [4, 4] }
+degradation = { name = "gaussian", schedule = { name = "linear", T = 12 } }
+sampler = "ddpm"
+train = { epochs = 2, batch_size = 16, ema = 0.9 }
+eval = { every = 2, grid = 4, samples = 4 }
+"""
+
+
+def test_model_figures_are_drawn_from_the_tensors_the_run_stored_and_equal_a_rebuild(tmp_path, monkeypatch):
+    """The run stores its model-figure tensors after its last epoch; export draws those without rebuilding the
+    run, and what a rebuild from the saved weights computes (a store made before the file existed) is the same."""
+    from coldlab import open as open_store
+    from coldlab.engine import run as engine_run
+    from coldlab.files import load_tensors
+    from coldlab.plugins import get_registry
+    from coldlab.report import figures_model
+    from coldlab.report.collect import collect
+
+    (tmp_path / "f.toml").write_text(FIGURE_TOML)
+    done = cli("run", str(tmp_path / "f.toml"), "--home", str(tmp_path / "h"), timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [run] = collect(tmp_path / "h").runs
+    stored = run.artifact("figures")
+    assert stored is not None and stored.name == "figures-0002.pt"
+    data = load_tensors(stored)
+    assert data["trajectory"].shape == (len(data["trajectory_t"]), 4, 1, 8, 8) and int(data["epoch"]) == 2
+
+    def no_rebuild(*args, **kw):
+        raise AssertionError("export rebuilt the run")
+
+    monkeypatch.setattr(engine_run.RunComponents, "from_spec", no_rebuild)
+    warnings = []
+    figs = figures_model.model_figures([run], tmp_path / "h", get_registry(), tmp_path / "out", warnings.append)
+    assert warnings == [] and [f.path.name for f in figs] == ["degradation-run1.png", "reconstructions-run1.png", "trajectory-run1.png", "prior-run1.png"]
+    monkeypatch.undo()
+    rebuilt = figures_model.computed_data(run, tmp_path / "h", get_registry())
+    assert set(rebuilt) == set(data)
+    for key in data:
+        assert torch.equal(rebuilt[key], data[key]), key
+    assert open_store(tmp_path / "h").runs()[0].status == "finished"

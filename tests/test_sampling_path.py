@@ -128,3 +128,37 @@ def test_train_compile_compiles_the_sampling_network_and_cuda_graphs_need_cuda(t
     assert any("cuda_graphs" in line and "cpu" in line for line in recorder.lines)
     net, graphs = batching.sampling_network(torch.nn.Identity(), torch.device("cuda"), compile=False, cuda_graphs=True)
     assert graphs and compiled[-1][1] == {"mode": "reduce-overhead"}
+
+
+def test_a_stop_reaches_a_metric_pass_between_its_batches(tmp_path):
+    """Cancel mid-evaluation: after the samples exist, the next progress beat comes before the metric's
+    next batch, so a cancel requested then stops the evaluation without feeding the remaining batches."""
+    from coldlab.components.metric import Metric, MetricValue
+    from coldlab.engine.evaluation import evaluate
+    from coldlab.engine.reporter import StopRequested
+
+    class Fed(Metric):
+        source = "samples"
+
+        def update(self, batch):
+            fed.append(batch.images.shape[0])
+
+        def compute(self):
+            return MetricValue(float(sum(fed)), {})
+
+    fed, stop = [], []
+
+    def beat():
+        if stop and len(fed) >= 1:
+            raise StopRequested("cancelled")
+
+    ctx = context(tmp_path, 5, samples=12, on_batch=beat)
+    ctx.samples()
+    stop.append(True)  # the cancel arrives while the metric is being fed
+    with pytest.raises(StopRequested):
+        evaluate(ctx, [({"name": "fed"}, Fed(None))])
+    assert fed == [5]  # one batch of three, then the stop
+    fed.clear()
+    stop.clear()
+    [result] = evaluate(ctx, [({"name": "fed"}, Fed(None))])
+    assert result.value == 12 and fed == [5, 5, 2]

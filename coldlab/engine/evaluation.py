@@ -255,15 +255,18 @@ class RunEvaluation:
         return self._reconstructions[key]
 
     def batches(self, source: str, metric: Metric) -> Iterator[SampleBatch | ReconstructionBatch]:
-        """The inputs of a metric with ``source`` ``"samples"`` or ``"reconstructions"``, in batches."""
+        """The inputs of a metric with ``source`` ``"samples"`` or ``"reconstructions"``, in batches; each batch
+        is a step of progress (``on_batch``), so a cancel reaches a metric pass between batches."""
         if source == "samples":
             samples = self.samples()
             for i in range(0, samples.shape[0], self.batch_size):
+                self.on_batch()
                 yield SampleBatch(samples[i : i + self.batch_size])
         elif source == "reconstructions":
             for t in metric.reconstruction_steps(self.degradation.T):
                 originals, recon, labels = self.reconstructions(t, metric.reconstruction_images())
                 for i in range(0, originals.shape[0], self.batch_size):
+                    self.on_batch()
                     sl = slice(i, i + self.batch_size)
                     yield ReconstructionBatch(t, originals[sl], recon[sl], labels[sl])
         else:
@@ -284,6 +287,7 @@ def evaluate(ctx: RunEvaluation, metrics: list[tuple[dict[str, Any], Metric]]) -
     """Evaluate each (resolved spec, metric) in order; unavailable metrics are recorded as such."""
     results = []
     for spec, metric in metrics:
+        ctx.on_batch()  # a cancel between metrics stops here
         start = time.perf_counter()
         try:
             out = metric.evaluate(ctx)

@@ -1,7 +1,7 @@
 """Diffusion runs: the assembled run (:class:`~coldlab.engine.run.RunComponents`) trained by the shared
 :class:`~coldlab.engine.loop.TrainingLoop`; the degradation's target decides the loss. At evaluation
-epochs: sampling weights, a sample grid and the run's metrics (and after the last epoch the guidance
-sweep)."""
+epochs: sampling weights, a sample grid and the run's metrics (and after the last epoch the report's
+model-figure tensors and the guidance sweep)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from coldlab.components.metric import Metric
+from coldlab.engine import figure_data
 from coldlab.engine.evaluation import RunEvaluation, build_metrics, eval_settings, evaluate, save_samples
 from coldlab.engine.loop import TrainingLoop
 from coldlab.engine.reporter import Reporter, StopRequested
@@ -107,7 +108,18 @@ class Trainer:
         completed when the run resumes."""
         self._evaluate(epoch)
         if epoch == self.train_cfg.epochs:
+            self.save_figure_data(epoch)
             self.guidance_sweep(epoch)
+
+    def save_figure_data(self, epoch: int) -> None:
+        """After the last epoch: the tensors the report's model figures show (:mod:`coldlab.engine.figure_data`),
+        so ``coldlab export`` draws them without rebuilding the run."""
+        path = figure_data.path_for(self.run_dir, epoch)
+        if path.exists():
+            return
+        data = figure_data.compute(self.parts, epoch, on_batch=self.loop.beat)
+        save_atomic(data, path)
+        self.reporter.artifact("figures", str(path), epoch, self.step)
 
     def _evaluate(self, epoch: int) -> None:
         if self.eval_cfg.keep_weights:

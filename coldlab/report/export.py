@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,11 +43,17 @@ def export(
     archived: bool = False,
     registry: Any = None,
     warn: Callable[[str], None] = print,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
-    """Export the selection; returns the manifest (also written to ``out/manifest.json``)."""
+    """Export the selection; returns the manifest (also written to ``out/manifest.json``).
+
+    The figures of the studies are drawn by ``jobs`` processes (default: one per CPU core, at most one per
+    study; 1 draws them here, as does a ``registry`` given by the caller, which other processes cannot share)."""
     from coldlab.plugins import get_registry
 
+    registry_given = registry is not None
     registry = registry or get_registry()
+    jobs = jobs or os.cpu_count() or 1
     formats = list(FORMATS) if formats is None else formats
     data = collect(home, studies=studies, run_ids=run_ids, archived=archived)
     home = data.home
@@ -68,6 +77,7 @@ def export(
             directions[name] = own.get(name)
     sections: list[dict[str, Any]] = []
     manifest: dict[str, Any] = {"home": str(home), "studies": [], "warnings": warnings}
+    plans: list[tuple[str, list[Any], Any, dict[str, str]]] = []
     for study, runs in data.studies().items():
         table = build_table(study, runs, directions)
         files = {}
@@ -81,24 +91,12 @@ def export(
         if "json" in formats:
             (out / f"table-{file_safe(study)}.json").write_text(dumps_json([table]))
             files["json"] = f"table-{file_safe(study)}.json"
-        figdir = out / "figures"
-        metrics = [m for m in metric_names(runs) if any(r.metric_history(m) for r in runs)]
-        figures = (
-            fig.schedules(study, runs, registry, figdir)
-            + fig.losses(study, runs, figdir)
-            + fig.metric_histories(study, runs, metrics, figdir)
-            + fig.grids(study, runs, figdir)
-            + fig.grids_by_epoch(study, runs, figdir)
-            + fig.best_worst(runs, figdir)
-            + fig.ks_curves(study, runs, figdir)
-            + fig.class_histograms(study, runs, figdir)
-            + fig.guidance_curves(study, runs, figdir)
-            + sweep_curves(study, runs, metric_names(runs), figdir)
-        )
-        if model_figures:
-            from coldlab.report.figures_model import model_figures as draw_model
-
-            figures += draw_model(runs, Path(home), registry, figdir, note)
+        plans.append((study, runs, table, files))
+    jobs = 1 if registry_given else jobs
+    drawn = draw_studies([(study, runs) for study, runs, _, _ in plans], Path(home), registry, out / "figures", model_figures, jobs)
+    for (study, runs, table, files), (figures, messages) in zip(plans, drawn, strict=True):
+        for message in messages:
+            note(message)
         sections.append({"study": study, "table": table, "figures": figures, "runs": runs, "table_file": files.get("md") or files.get("csv") or ""})
         manifest["studies"].append(
             {
@@ -115,3 +113,55 @@ def export(
         manifest["report"] = "report.html"
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def study_figures(study: str, runs: list[Any], home: Path, registry: Any, figdir: Path, model_figures: bool) -> tuple[list[fig.Figure], list[str]]:
+    """Every figure of one study, and the warnings drawing them gave."""
+    from coldlab.plugins import get_registry
+
+    registry = registry or get_registry()
+    messages: list[str] = []
+    metrics = [m for m in metric_names(runs) if any(r.metric_history(m) for r in runs)]
+    figures = (
+        fig.schedules(study, runs, registry, figdir)
+        + fig.losses(study, runs, figdir)
+        + fig.metric_histories(study, runs, metrics, figdir)
+        + fig.grids(study, runs, figdir)
+        + fig.grids_by_epoch(study, runs, figdir)
+        + fig.best_worst(runs, figdir)
+        + fig.ks_curves(study, runs, figdir)
+        + fig.class_histograms(study, runs, figdir)
+        + fig.guidance_curves(study, runs, figdir)
+        + sweep_curves(study, runs, metric_names(runs), figdir)
+    )
+    if model_figures:
+        from coldlab.report.figures_model import model_figures as draw_model
+
+        figures += draw_model(runs, home, registry, figdir, messages.append)
+    return figures, messages
+
+
+def _in_child(study: str, runs: list[Any], home: Path, figdir: Path, model_figures: bool) -> tuple[list[fig.Figure], list[str]]:
+    from coldlab.engine.session import data_session
+
+    with data_session():
+        return study_figures(study, runs, home, None, figdir, model_figures)
+
+
+def draw_studies(
+    studies: list[tuple[str, list[Any]]], home: Path, registry: Any, figdir: Path, model_figures: bool, jobs: int
+) -> list[tuple[list[fig.Figure], list[str]]]:
+    """The figures of each study, in order: here when ``jobs`` is 1 or there is one study, else in ``jobs``
+    fresh processes (spawned: a forked process inherits torch's thread pools in an unknown state)."""
+    if jobs <= 1 or len(studies) <= 1:
+        return [study_figures(study, runs, home, registry, figdir, model_figures) for study, runs in studies]
+    import torch
+
+    threads = torch.get_num_threads()
+    workers = min(jobs, len(studies))
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=torch.set_num_threads, initargs=(max(1, threads // workers),)
+    ) as pool:
+        futures = [pool.submit(_in_child, study, runs, home, figdir, model_figures) for study, runs in studies]
+        return [f.result() for f in futures]

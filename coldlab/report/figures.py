@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from coldlab.files import load_tensors  # noqa: E402
 from coldlab.formatting import file_safe  # noqa: E402
+from coldlab.report import mosaic  # noqa: E402
 from coldlab.report.collect import RunRecord  # noqa: E402
 
 
@@ -232,20 +233,13 @@ def grids_by_epoch(study: str, runs: list[RunRecord], out: Path, most: int = 6) 
     shown = [run for run in runs if any(run.artifact("grid", e) for e in epochs)]
     if len(epochs) < 2 or not shown:
         return []  # one epoch: the final-grid figure shows it
-    fig, axes = plt.subplots(len(shown), len(epochs), figsize=(2.2 * len(epochs) + 0.6, 2.4 * len(shown)), squeeze=False)
-    for r, run in enumerate(shown):
-        for c, epoch in enumerate(epochs):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            path = run.artifact("grid", epoch)
-            if path is not None:
-                ax.imshow(plt.imread(path), cmap="gray")
-            else:
-                ax.text(0.5, 0.5, "no grid", ha="center", va="center", fontsize=7, transform=ax.transAxes)
-            if r == 0:
-                ax.set_title(f"epoch {epoch}", fontsize=8)
-        axes[r][0].set_ylabel(f"{run.name}\n#{run.id}", fontsize=7)
+    tiles = [[_grid_image(run.artifact("grid", epoch)) for epoch in epochs] for run in shown]
+    fig, ax = plt.subplots(figsize=mosaic.figsize(len(shown), len(epochs), 2.2, (1.4, 0.6)))
+    xs, ys = mosaic.draw(ax, tiles, [f"epoch {e}" for e in epochs], [f"{run.name}\n#{run.id}" for run in shown], fontsize=8)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            if tile is None:
+                ax.text(xs[c], ys[r], "no grid", ha="center", va="center", fontsize=7)
     return [
         Figure(
             save(fig, out / f"grids-epochs-{file_safe(study)}.png"),
@@ -255,6 +249,10 @@ def grids_by_epoch(study: str, runs: list[RunRecord], out: Path, most: int = 6) 
             [str(run.id) for run in shown],
         )
     ]
+
+
+def _grid_image(path: Path | None) -> Any:
+    return None if path is None else plt.imread(path)
 
 
 def _epoch_of(path: Path) -> str:
@@ -279,15 +277,14 @@ def best_worst(runs: list[RunRecord], out: Path, n: int = 8) -> list[Figure]:
         if max(best + worst, default=0) >= samples.shape[0]:
             continue
         distance = detail.get("nearest_real_distance")
-        fig, axes = plt.subplots(2, len(best), figsize=(1.3 * len(best), 3), squeeze=False)
-        for row, (which, idx) in enumerate((("best", best), ("worst", worst))):
-            for ax, i in zip(axes[row], idx, strict=False):
-                img = samples[i].permute(1, 2, 0).squeeze(-1).numpy()
-                ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+        fig, ax = plt.subplots(figsize=mosaic.figsize(2, len(best), 1.2, (0.8, 0.8)))
+        half = samples.shape[-2] / 2
+        pairs = [[samples[i] for i in best], [samples[i] for i in worst]]
+        xs, ys = mosaic.draw(ax, pairs, [], ["best", "worst"], row_gap=int(half), fontsize=8)
+        for r, idx in enumerate((best, worst)):
+            for c, i in enumerate(idx):
                 shown = f"d {distance[i]:.2f}" if distance is not None else f"{detail['confidence'][i]:.2f}"
-                ax.set_title(f"{detail['predicted'][i]} ({shown})", fontsize=7)
-                ax.axis("off")
-            axes[row][0].text(-0.3, 0.5, which, transform=axes[row][0].transAxes, ha="right", va="center", fontsize=8)
+                ax.text(xs[c], ys[r] - half - 0.5, f"{detail['predicted'][i]} ({shown})", ha="center", va="bottom", fontsize=7)
         figures.append(
             Figure(
                 save(fig, out / f"best-worst-run{run.id}.png"),

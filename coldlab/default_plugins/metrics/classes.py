@@ -51,7 +51,11 @@ class ClassHistogram(Metric):
         n = images.shape[0] if self.params.reference == 0 else min(self.params.reference, images.shape[0])
         device = next(self.model.parameters()).device
         with torch.no_grad():
-            self.real = torch.cat([self.model.features(images[i : min(n, i + 1000)].to(device).float()) for i in range(0, n, 1000)])
+            chunks = []
+            for i in range(0, n, 1000):
+                ctx.on_batch()
+                chunks.append(self.model.features(images[i : min(n, i + 1000)].to(device).float()))
+            self.real = torch.cat(chunks)
 
     @torch.no_grad()
     def update(self, batch: SampleBatch) -> None:

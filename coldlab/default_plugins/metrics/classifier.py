@@ -101,9 +101,11 @@ def train_classifier(
     lr: float = 1e-3,
     min_steps: int = 200,
     device: torch.device | str = "cpu",
+    on_step: Any = None,
 ) -> SmallClassifier:
     """Train a :class:`SmallClassifier` with Adam on ``images`` (in the dataset's value range) for
-    ``epochs`` epochs, or more if that is fewer than ``min_steps`` steps (small datasets)."""
+    ``epochs`` epochs, or more if that is fewer than ``min_steps`` steps (small datasets); ``on_step`` is
+    called before every step (a run's progress beat: a cancel stops the training of its classifier)."""
     torch.manual_seed(seed)
     model = SmallClassifier(images.shape[1], num_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -113,6 +115,8 @@ def train_classifier(
         model.train()
         perm = torch.randperm(images.shape[0], generator=gen)
         for i in range(0, images.shape[0], batch_size):
+            if on_step is not None:
+                on_step()
             idx = perm[i : i + batch_size]
             loss = F.cross_entropy(model(images[idx].to(device)), labels[idx].to(device))
             opt.zero_grad(set_to_none=True)
@@ -153,7 +157,7 @@ def classifier_for(ctx: Any, *, epochs: int = 5) -> tuple[SmallClassifier, dict[
 
         def train() -> dict[str, torch.Tensor]:
             images, labels = ctx.train_set()
-            model = train_classifier(images, labels, ctx.num_classes, epochs=epochs, device=ctx.device)
+            model = train_classifier(images, labels, ctx.num_classes, epochs=epochs, device=ctx.device, on_step=ctx.on_batch)
             test_x, test_y = ctx.test_set()
             acc = accuracy(model, test_x.to(ctx.device), test_y.to(ctx.device))
             blob = package(model, {"dataset": ctx.dataset_spec, "epochs": epochs, "test_accuracy": acc})

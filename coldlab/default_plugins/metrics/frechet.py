@@ -15,7 +15,6 @@ from typing import Any, Literal, cast
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from coldlab import param
 from coldlab.components.metric import Metric, MetricValue, SampleBatch
@@ -39,10 +38,13 @@ def real_statistics(ctx: Any, extractor: Extractor, batch_size: int) -> dict[str
     """The real-image states of a Fréchet metric for the test split, from the cache if possible."""
 
     def compute() -> dict[str, torch.Tensor]:
+        from torchmetrics.image.fid import FrechetInceptionDistance  # torchmetrics takes seconds to import: only when used
+
         metric = FrechetInceptionDistance(feature=extractor.module, reset_real_features=False).to(ctx.device)
         images, _ = ctx.test_set()
         with torch.no_grad():
             for i in range(0, images.shape[0], batch_size):
+                ctx.on_batch()  # a cancel reaches the reference pass between batches
                 metric.update(images[i : i + batch_size].to(ctx.device), real=True)
         return {k: getattr(metric, k) for k in _REAL_STATES}
 
@@ -62,6 +64,8 @@ class FrechetDistance(Metric):
 
     def reset(self, ctx: Any) -> None:
         self.ext = self.extractor(ctx)
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
         self.metric = FrechetInceptionDistance(feature=self.ext.module, reset_real_features=False).to(ctx.device)
         stats = real_statistics(ctx, self.ext, ctx.batch_size)
         for name in _REAL_STATES:

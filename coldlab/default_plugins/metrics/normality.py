@@ -13,7 +13,6 @@ import dataclasses
 from typing import Any
 
 import torch
-from scipy import stats
 
 from coldlab import param
 from coldlab.components.metric import Metric, MetricValue
@@ -34,6 +33,8 @@ class KSNormality(Metric):
 
     @torch.no_grad()
     def evaluate(self, ctx: Any) -> MetricValue:
+        from scipy import stats  # slow to import: only when used
+
         images, _ = ctx.test_set()
         x = ctx.encode(images[: self.params.images].to(ctx.device))  # latents in a latent diffusion run
         deg = ctx.degradation

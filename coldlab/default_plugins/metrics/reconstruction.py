@@ -16,8 +16,6 @@ from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
-from torchmetrics.aggregation import MeanMetric
-from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from coldlab import param
 from coldlab.components.metric import Metric, MetricValue, ReconstructionBatch
@@ -82,6 +80,8 @@ class RMSE(ReconstructionMetric):
     higher_is_better = False
 
     def make(self) -> Any:
+        from torchmetrics.aggregation import MeanMetric  # torchmetrics takes seconds to import: only when used
+
         return MeanMetric()
 
     def feed(self, metric: Any, recon: torch.Tensor, original: torch.Tensor) -> None:
@@ -94,6 +94,8 @@ class SSIM(ReconstructionMetric):
     higher_is_better = True
 
     def make(self) -> Any:
+        from torchmetrics.image import StructuralSimilarityIndexMeasure
+
         return StructuralSimilarityIndexMeasure(data_range=1.0)
 
 
@@ -103,6 +105,8 @@ class PSNR(ReconstructionMetric):
     higher_is_better = True
 
     def make(self) -> Any:
+        from torchmetrics.aggregation import MeanMetric  # torchmetrics takes seconds to import: only when used
+
         return MeanMetric()
 
     def feed(self, metric: Any, recon: torch.Tensor, original: torch.Tensor) -> None:
@@ -127,6 +131,7 @@ class TestLoss(Metric):
         ctx.net.eval()
         total = 0.0
         for i in range(0, n, ctx.batch_size):
+            ctx.on_batch()
             x = ctx.encode(images[i : min(n, i + ctx.batch_size)].to(ctx.device))  # latents in a latent run
             z, t, target = ctx.degradation.training_batch(x, gen)
             y = labels[i : i + x.shape[0]].to(ctx.device) if ctx.conditional else None
