@@ -127,9 +127,13 @@ async def test_the_dashboard_reads_a_postgres_store(tmp_path, pg_url):
                 break
         table = app.query_one("#runs", DataTable)
         assert str(table.get_cell(str(row["id"]), "status")) == "running" and str(table.get_cell("2", "status")) == "queued"
+        for _ in range(200):  # the selected run's detail comes with the poll after the first
+            if app.query_one("#spark-train_loss", Sparkline).data:
+                break
+            await pilot.pause(0.05)
         assert app.query_one("#spark-train_loss", Sparkline).data == [1.0, 0.5, 0.25]
         table.move_cursor(row=1)
-        await pilot.press("c")  # cancel the queued run: the write goes to PostgreSQL
+        await pilot.press("c", "y")  # cancel the queued run (asked first): the write goes to PostgreSQL
         for _ in range(200):
             await pilot.pause(0.05)
             if get_run(conn, 2)["status"] == "cancelled":

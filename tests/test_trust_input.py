@@ -128,9 +128,13 @@ async def test_the_dashboard_refuses_a_changed_experiment_as_the_cli_does(tmp_pa
     changed = tmp_path / "changed.toml"
     changed.write_text(BASE + experiment("new") + experiment("b", extra="train = { epochs = 3 }"))
     app = ColdlabApp(home.root, poll_s=0.1, show_devices=False, show_timing=False)
-    async with app.run_test(size=(120, 40)):
-        app.add_file(str(changed))
-        message = str(app.query_one("#message").render())
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.add_file(str(changed))  # validated and queued by `coldlab run --queue-only` in a subprocess
+        for _ in range(6000):  # synchronised on the message bar, bounded only so a broken app fails
+            message = str(app.main.query_one("#message").render())
+            if "validating" not in message:
+                break
+            await pilot.pause(0.1)
     assert "experiment 'b' changed since it was queued" in message
     assert [r["name"] for r in list_runs(home.connect())] == ["b"]
 

@@ -1,11 +1,10 @@
-"""The dashboard with Textual's Pilot against a temporary store: live updates, queue control,
-bad input, and text snapshots of the main screens with frozen data (80x24)."""
+"""The dashboard with Textual's Pilot against a temporary store: live updates, queue control, bad input,
+columns by priority, sort, filter, compare, confirmations, keys scoped to their screen, and snapshots of the
+main screens with frozen data at 80x24 (pytest-textual-snapshot; ``--snapshot-update`` rewrites them)."""
 
 from __future__ import annotations
 
-import html
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,6 @@ from coldlab.formatting import format_number  # noqa: E402
 from coldlab.tui.data import load_snapshot  # noqa: E402
 from textual.widgets import DataTable, Sparkline, Static  # noqa: E402
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 FROZEN = 1_700_000_000.0
 CONFIG = {"dataset": {"name": "synthetic"}, "degradation": {"name": "zoom"}, "sampler": {"name": "cold-improved"},
           "network": {"name": "cnn"}, "prior": {"name": "gaussian"}, "train": {"epochs": 4}, "eval": {}}
@@ -50,7 +48,7 @@ def app_for(home, **kw):
 
 
 def cell(app, run_id, column):
-    return str(app.query_one("#runs", DataTable).get_cell(str(run_id), column))
+    return str(app.main.query_one("#runs", DataTable).get_cell(str(run_id), column))
 
 
 async def settle(pilot, app, polls=2):
@@ -61,10 +59,26 @@ async def settle(pilot, app, polls=2):
             return
 
 
+def message(app) -> str:
+    return str(app.main.query_one("#message", Static).content)
+
+
+async def wait_for(pilot, condition, what, steps=6000):
+    """Pause until ``condition()`` holds (a subprocess, a worker thread): synchronised on state, with a
+    generous bound only so a broken dashboard fails instead of hanging."""
+    for _ in range(steps):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+WIDE = (220, 50)  # every column fits
+
 async def test_table_and_sparklines_follow_a_writer(home):
     conn, run_id = start_running(home)
     app = app_for(home)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
         assert cell(app, run_id, "status") == "running" and cell(app, 2, "status") == "queued"
         assert app.selected == run_id
@@ -129,19 +143,22 @@ async def test_a_bad_toml_shows_an_error_and_the_app_keeps_running(home, tmp_pat
     good.write_text('[[experiment]]\nstudy = "new"\nname = "fresh"\ndataset = { name = "synthetic", train = 32, test = 8, size = 16 }\n'
                     'network = { name = "cnn", channels = [4, 4] }\ndegradation = "zoom"\nsampler = "cold-improved"\n')
     app = app_for(home)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
         await pilot.press("a")
         await pilot.pause(0.1)
         for ch in str(bad):
             await pilot.press(ch)
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        message = str(app.query_one("#message", Static).content)
-        assert "bad.toml" in message and "oops" in message and "T" in message
+        # validated in a subprocess: the dashboard keeps polling meanwhile (nothing loads on the UI thread)
+        polls = app.polls
+        await wait_for(pilot, lambda: "oops" in message(app), "the error line")
+        assert app.polls > polls
+        assert "bad.toml" in message(app) and "T" in message(app) and "Traceback" not in message(app)
         app.add_file(str(tmp_path / "missing.toml"))
-        assert "missing.toml" in str(app.query_one("#message", Static).content)
+        await wait_for(pilot, lambda: "missing.toml" in message(app) and "validating" not in message(app), "the missing-file line")
         app.add_file(str(good))
+        await wait_for(pilot, lambda: "queued 1 run" in message(app), "the queued line")
         await settle(pilot, app)
         assert cell(app, 4, "name") == "fresh" and cell(app, 4, "status") == "queued"
         assert app.is_running
@@ -150,9 +167,14 @@ async def test_a_bad_toml_shows_an_error_and_the_app_keeps_running(home, tmp_pat
 async def test_cancel_resume_and_reorder_go_through_the_queue(home):
     conn, run_id = start_running(home)
     app = app_for(home)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
-        await pilot.press("c")  # run 1 is running: the worker is asked to stop
+        await pilot.press("c")
+        await pilot.press("n")  # asked first: no changes nothing
+        assert tuple(conn.execute("SELECT cancel_requested, status FROM runs WHERE id = 1").fetchone()) == (0, "running")
+        await pilot.press("c")
+        assert "Cancel run 1" in str(app.screen.query_one("#question", Static).content)
+        await pilot.press("y")  # run 1 is running: the worker is asked to stop
         assert tuple(conn.execute("SELECT cancel_requested, status FROM runs WHERE id = 1").fetchone()) == (1, "running")
         await settle(pilot, app)
         assert "cancelling" in cell(app, 1, "status")
@@ -161,55 +183,157 @@ async def test_cancel_resume_and_reorder_go_through_the_queue(home):
         assert app.selected == 2
         await pilot.press("plus")
         assert conn.execute("SELECT priority FROM runs WHERE id = 2").fetchone()[0] == 1
-        await pilot.press("c")  # a queued run is cancelled at once
+        await pilot.press("c", "y")  # a queued run is cancelled at once
         assert conn.execute("SELECT status FROM runs WHERE id = 2").fetchone()[0] == "cancelled"
         await pilot.press("r")
         assert conn.execute("SELECT status FROM runs WHERE id = 2").fetchone()[0] == "queued"
         await pilot.press("up")
         await settle(pilot, app)
         await pilot.press("r")  # a running run cannot be requeued: an error line, no crash
-        assert "cannot be requeued" in str(app.query_one("#message", Static).content)
+        assert "cannot be requeued" in message(app)
 
 
-async def test_filters_by_study_and_status(home):
+async def test_delete_asks_first_and_removes_the_run_and_its_folder(home):
+    folder = home / "runs" / "00003"
+    folder.mkdir(parents=True)
+    (folder / "grid-0001.png").write_bytes(b"x")
     app = app_for(home)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
-        assert app.query_one("#runs", DataTable).row_count == 3
-        app.query_one("#study-filter").value = "002"
-        await pilot.pause(0.2)
-        assert [k.value for k in app.query_one("#runs", DataTable).rows] == ["3"]
-        app.query_one("#study-filter").value = ""
-        app.query_one("#status-filter").value = "running"
-        await pilot.pause(0.2)
-        assert app.query_one("#runs", DataTable).row_count == 0
+        await pilot.press("down", "down")
+        await settle(pilot, app)
+        assert app.selected == 3
+        await pilot.press("d", "escape")  # escape: no
+        assert connect(home / "coldlab.db").execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 3
+        await pilot.press("d", "y")
+        await settle(pilot, app)
+        assert [r[0] for r in connect(home / "coldlab.db").execute("SELECT id FROM runs ORDER BY id")] == [1, 2]
+        assert not folder.exists() and "3" not in [k.value for k in app.main.query_one("#runs", DataTable).rows]
 
 
-# ---- snapshots (text of the screen; pytest-textual-snapshot is not installable offline here) ----
-def screen_text(app) -> str:
-    svg = app.export_screenshot()
-    rows: dict[float, list[tuple[float, str]]] = {}
-    for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
-        rows.setdefault(float(m.group(2)), []).append((float(m.group(1)), html.unescape(m.group(3))))
-    lines = []
-    for y in sorted(rows):
-        line = ""
-        for x, text in sorted(rows[y]):
-            line = line.ljust(int(round(x / 12.2))) + text
-        lines.append(line.replace("\xa0", " ").rstrip())
-    return "\n".join(lines) + "\n"
+async def test_the_filter_takes_ls_where_expressions_and_words(home):
+    conn, _ = start_running(home)
+    conn.execute("INSERT INTO tags (run_id, tag) VALUES (3, 'baseline')")
+    conn.commit()
+    app = app_for(home)
+
+    async def apply(pilot, text):
+        await pilot.press("slash")
+        box = app.main.query_one("#filter")
+        box.value = text
+        await pilot.press("enter")
+        await settle(pilot, app)
+        return [r.key.value for r in app.main.query_one("#runs", DataTable).ordered_rows]
+
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot, app)
+        assert app.main.query_one("#runs", DataTable).row_count == 3
+        assert await apply(pilot, "status = running") == ["1"]
+        assert await apply(pilot, "tag = baseline") == ["3"]
+        assert cell(app, 3, "tags") == "baseline"  # tags shown
+        assert await apply(pilot, 'status != running and study = "000"') == ["2"]
+        assert await apply(pilot, "blur") == ["3"]  # a word: in the study or the name
+        assert await apply(pilot, "metric.fid <") == ["3"]  # a bad expression: the line, and the filter kept
+        assert "--where 'metric.fid <': no value" in message(app)
+        assert await apply(pilot, "") == ["1", "2", "3"]
 
 
-def check_snapshot(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if os.environ.get("COLDLAB_UPDATE_SNAPSHOTS") or not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text)
-        if not os.environ.get("COLDLAB_UPDATE_SNAPSHOTS"):
-            pytest.fail(f"snapshot {path.name} was missing and has been written: check it and run again")
-    assert text == path.read_text(), f"screen differs from {path} (COLDLAB_UPDATE_SNAPSHOTS=1 rewrites it)"
+async def test_columns_by_priority_fit_80_columns_and_sort_by_any_column(frozen_home):
+    from coldlab.tui.widgets.runs_table import fit_columns
+
+    assert [c.key for c, _ in fit_columns(78)] == ["id", "name", "status", "progress", "val", "fid", "eta"]
+    assert [c.key for c, _ in fit_columns(200)] == ["id", "study", "name", "tags", "status", "device", "progress", "train", "val", "fid", "eta"]
+    conn = connect(frozen_home / "coldlab.db")
+    record_evaluation(conn, 2, origin="training", epoch=1, step=5, sampler={"name": "ddpm"}, settings={},
+                      results=[("classifier-fid", 3.0, {})], key="run2:training:1", series=True)
+    conn.close()
+    app = app_for(frozen_home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        table = app.main.query_one("#runs", DataTable)
+        assert [c.key.value for c in table.ordered_columns] == ["id", "name", "status", "progress", "val", "fid", "eta"]
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= 80
+        assert not app.main.query_one("#detail").display  # narrow: the table alone
+        keys = lambda: [r.key.value for r in table.ordered_rows]  # noqa: E731  (display order)
+        table.sort_by("fid")
+        await pilot.pause(0.1)
+        assert keys() == ["2", "1", "3"]  # 3.0 < 12.5; no FID last
+        table.sort_by("fid")  # again: reversed
+        await pilot.pause(0.1)
+        assert keys()[:2] == ["1", "2"]
+        await pilot.press("s")  # the next column
+        await pilot.pause(0.1)
+        assert table.sort_key == "eta"
+        await pilot.press("enter")  # the selected run's detail instead of the table
+        await pilot.pause(0.1)
+        assert app.main.query_one("#detail").display and not app.main.query_one("#left").display
 
 
+async def test_keys_act_only_on_the_screen_that_shows_them(frozen_home, monkeypatch):
+    monkeypatch.setenv("COLDLAB_LOAD_PLUGINS", "")
+    app = app_for(frozen_home)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.screen.query_one("#plugins", DataTable).row_count > 0, "the plugins (read in a subprocess)")
+        await pilot.press("c", "y", "r", "w", "d", "y")  # the Plugins screen has none of these keys
+        assert type(app.screen).__name__ == "PluginsScreen"
+        assert connect(frozen_home / "coldlab.db").execute("SELECT cancel_requested FROM runs WHERE id = 1").fetchone()[0] == 0
+        assert connect(frozen_home / "coldlab.db").execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 3
+
+
+async def test_a_home_without_a_store_says_how_to_queue_a_study(tmp_path):
+    app = app_for(tmp_path / "empty")
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot, app)
+        text = str(app.main.query_one("#empty", Static).content)
+        assert "No store at" in text and "coldlab run experiments.toml --home" in text and "Press a" in text
+        assert not (tmp_path / "empty" / "coldlab.db").exists()  # reading never creates it
+
+
+async def test_the_detail_steps_through_a_runs_grids_epoch_by_epoch(home):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    conn = connect(home / "coldlab.db")
+    folder = home / "runs" / "00001"
+    folder.mkdir(parents=True)
+    for epoch in (1, 2, 3):
+        path = folder / f"grid-{epoch:04d}.png"
+        plt.imsave(path, np.full((62, 62), epoch / 4), cmap="gray", vmin=0, vmax=1)
+        conn.execute("INSERT INTO artifacts (run_id, kind, path, epoch, step, created) VALUES (1, 'grid', ?, ?, 0, ?)",
+                     (f"runs/00001/grid-{epoch:04d}.png", epoch, float(epoch)))
+    conn.commit()
+    app = app_for(home)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot, app)
+        image = app.main.query_one("#grid")
+        assert image.path.name == "grid-0003.png" and "(newest)" in image.caption
+        await pilot.press("left_square_bracket")
+        assert image.path.name == "grid-0002.png" and "samples at epoch 2 (2 of 3)" in message(app)
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert image.path.name == "grid-0001.png"
+        await settle(pilot, app)  # a poll does not jump back to the newest
+        assert image.path.name == "grid-0001.png"
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert image.path.name == "grid-0003.png"
+
+
+def test_half_blocks_show_the_first_samples_at_a_legible_size(tmp_path):
+    from PIL import Image
+    from coldlab.tui.render import LEGIBLE, legible_grid
+
+    grid = Image.new("RGB", (2 + 8 * 30, 2 + 8 * 30))  # save_grid's layout: 8 x 8 samples of 28 px, padding 2
+    grid.paste((255, 255, 255), (2, 2, 30, 30))  # the first sample white
+    grid.save(tmp_path / "g.png")
+    text, across = legible_grid(tmp_path / "g.png", 64, 60)
+    assert across == 60 // LEGIBLE == 4  # four samples across, not all eight squeezed into 60 columns
+    lines = text.plain.split("\n")
+    assert len(lines[0]) <= 4 * LEGIBLE and len(lines[0]) >= 4 * LEGIBLE - 4
+    assert len(lines) == round(len(lines[0]) * (2 + 4 * 30) / (2 + 4 * 30) / 2)  # 4 x 4 samples, square
+
+
+# ---- snapshots (pytest-textual-snapshot: SVGs under tests/__snapshots__; --snapshot-update rewrites them) ----
 @pytest.fixture
 def frozen_home(home):
     conn, run_id = start_running(home)
@@ -220,20 +344,22 @@ def frozen_home(home):
     return home
 
 
-@pytest.mark.parametrize("keys, name", [((), "main"), (("question_mark",), "help"), (("p",), "plugins")])
-async def test_screens_match_their_snapshots(frozen_home, keys, name, monkeypatch):
-    monkeypatch.setenv("COLDLAB_LOAD_PLUGINS", "")
-    from coldlab import plugins
-
-    monkeypatch.setattr(plugins, "_HOST", None)
+@pytest.mark.parametrize("keys", [(), ("question_mark",), ("p",)], ids=["main", "help", "plugins"])
+def test_screens_match_their_snapshots(frozen_home, keys, monkeypatch, snap_compare, tmp_path_factory):
+    monkeypatch.setenv("COLDLAB_LOAD_PLUGINS", "")  # the plugins subprocess lists the built-in ones only
+    monkeypatch.setenv("COLDLAB_TUI_IMAGES", "blocks")
+    frozen_home = frozen_home.rename(tmp_path_factory.mktemp("snap") / "HOME")  # the title shows the folder's name
     app = app_for(frozen_home)
-    async with app.run_test(size=(80, 24)) as pilot:
+
+    async def ready(pilot):
         await settle(pilot, app)
         for key in keys:
             await pilot.press(key)
+        if keys == ("p",):
+            await wait_for(pilot, lambda: app.screen.query_one("#plugins", DataTable).row_count > 0, "the plugins")
         await pilot.pause(0.3)
-        text = screen_text(app)
-    check_snapshot(name, text.replace(frozen_home.name, "HOME"))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 
 
 def test_the_core_and_the_dashboard_data_import_without_textual():
@@ -242,49 +368,66 @@ def test_the_core_and_the_dashboard_data_import_without_textual():
             "assert not any(m.startswith('textual') for m in sys.modules if sys.modules[m] is not None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    code = "import sys, coldlab.tui.app; assert 'torch' not in sys.modules, 'the dashboard imported torch'"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
 
-async def test_compare_shows_marked_runs_side_by_side_and_exports_them(frozen_home):
+async def test_compare_overlays_the_marked_visible_runs_and_exports_them(frozen_home):
+    from coldlab.tui.widgets.curves import OverlayPlot
+
     conn = connect(frozen_home / "coldlab.db")
     record_evaluation(conn, 2, origin="training", epoch=1, step=5, sampler={"name": "ddpm"}, settings={},
                       results=[("classifier-fid", 20.0, {}), ("fid", None, {"unavailable": "no Inception weights"})],
                       key="run2:training:1", series=True)
+    conn.execute("UPDATE runs SET config = ? WHERE id = 2", ('{"dataset": {"name": "synthetic"}, "degradation": {"name": "blur"}, '
+                 '"sampler": {"name": "cold-improved"}, "network": {"name": "cnn"}, "prior": {"name": "gaussian"}, '
+                 '"train": {"epochs": 4}, "eval": {}, "name": "cold-zoom"}',))
+    conn.commit()
     conn.close()
     app = app_for(frozen_home)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
-        await pilot.press("space")
-        await pilot.press("down")
+        for _ in range(3):  # mark all three
+            await pilot.press("space", "down")
+            await settle(pilot, app)
+        assert app.marked == {1, 2, 3}
+        await pilot.press("slash")
+        app.main.query_one("#filter").value = 'study = "000"'
+        await pilot.press("enter")
         await settle(pilot, app)
-        await pilot.press("space")
-        assert app.marked == {1, 2}
-        await pilot.press("m")
-        for _ in range(50):
-            await pilot.pause(0.1)
-            table = app.screen.query_one("#compare", DataTable)
-            if table.row_count:
-                break
+        await pilot.press("m")  # run 3 is marked but hidden by the filter: left out, and said so
+        await wait_for(pilot, lambda: app.screen.query_one("#compare", DataTable).row_count > 0, "the compare tables")
+        title = str(app.screen.query_one("#compare-title", Static).content)
+        assert "#1" in title and "#2" in title and "#3" not in title and "1 marked run(s) hidden by the filter left out" in title
+        table = app.screen.query_one("#compare", DataTable)
         rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)[1:]] for i in range(table.row_count)}
         assert rows["classifier-fid"] == [format_number(12.5), format_number(20.0)]
         assert rows["fid"] == ["", "unavailable"]
+        diff = app.screen.query_one("#compare-diff", DataTable)
+        diffs = {str(diff.get_row_at(i)[0]): [str(c) for c in diff.get_row_at(i)[1:]] for i in range(diff.row_count)}
+        assert diffs == {"degradation.name": ["zoom", "blur"]}  # the only key that differs
+        fid = app.screen.query_one("#plot-fid", OverlayPlot)
+        assert fid.labels() == ["#1 ddpm-linear", "#2 cold-zoom"]  # one legend entry per run, on shared axes
+        assert fid.series["#1 ddpm-linear"] == ([1.0], [12.5]) and fid.series["#2 cold-zoom"] == ([1.0], [20.0])
+        train = app.screen.query_one("#plot-train_loss", OverlayPlot)
+        assert set(train.series) == {"#1 ddpm-linear", "#2 cold-zoom"}
         await pilot.press("e")
-        for _ in range(100):
-            await pilot.pause(0.1)
-            if "exported to" in str(app.screen.query_one("#compare-message", Static).content):
-                break
-        message = str(app.screen.query_one("#compare-message", Static).content)
-        assert "exported to" in message
-        report = Path(message.split("exported to ", 1)[1].strip())
+        await wait_for(pilot, lambda: "exported to" in str(app.screen.query_one("#compare-message", Static).content), "the export")
+        text = str(app.screen.query_one("#compare-message", Static).content)
+        report = Path(text.split("exported to ", 1)[1].strip())
         assert report.exists() and "run 1" in report.read_text() and "run 2" in report.read_text()
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "MainScreen"
 
 
 async def test_devices_panel_says_which_run_uses_each_device(frozen_home):
     app = app_for(frozen_home)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
         app._apply_devices([{"device": "cpu", "name": "2 cores", "memory_used": 2 ** 30, "memory_total": 4 * 2 ** 30,
                              "utilisation": "load 0.50"}])
-        text = str(app.query_one("#devices", Static).content)
+        text = str(app.main.query_one("#devices", Static).content)
         assert "cpu (2 cores): 1.0/4.0 GiB load 0.50" in text and "runs: #1" in text
 
 
@@ -295,7 +438,7 @@ async def test_a_worker_started_from_the_dashboard_trains_and_outlives_it(tmp_pa
             "prior": "gaussian", "sampler": "cold-improved", "train": {"epochs": 1, "batch_size": 16}, "eval": {"every": 1, "grid": 4, "samples": 4}}
     enqueue(conn, "w", "tiny", spec, epochs=1)
     app = app_for(tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
         app.start_worker("cpu")
         handle = app.workers_started[0]
@@ -313,7 +456,7 @@ async def test_stopping_a_device_interrupts_its_worker_and_the_run_can_resume(tm
             "prior": "gaussian", "sampler": "cold-improved", "train": {"epochs": 50, "batch_size": 16}, "eval": {"every": 50}}
     enqueue(conn, "w", "long", spec, epochs=50)
     app = app_for(tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=WIDE) as pilot:
         app.start_worker("cpu")
         for _ in range(300):
             await pilot.pause(0.1)
@@ -327,11 +470,11 @@ async def test_stopping_a_device_interrupts_its_worker_and_the_run_can_resume(tm
 
 
 def test_a_run_waiting_for_another_says_which(tmp_path):
-    from coldlab.tui.app import row_cells
     from coldlab.tui.data import load_rows
+    from coldlab.tui.widgets.runs_table import cell
 
     conn = connect(tmp_path / "coldlab.db")
     ae, _ = enqueue(conn, "s", "vae", {})
     enqueue(conn, "s", "ldm", {}, depends_on=ae)
     rows = {r.name: r for r in load_rows(conn)}
-    assert str(row_cells(rows["ldm"])[4]) == f"queued (after {ae})" and str(row_cells(rows["vae"])[4]) == "queued"
+    assert str(cell(rows["ldm"], "status")) == f"queued (after {ae})" and str(cell(rows["vae"], "status")) == "queued"

@@ -1,15 +1,22 @@
-"""``coldlab tui``: the dashboard. Reads the store read-only in a worker thread every second
-(never two polls at once), renders on the UI thread, and changes the queue only through the
-store's queue functions. Workers are separate processes started detached, so closing the
-dashboard does not stop training.
+"""``coldlab tui``: the dashboard. A worker thread reads the store (read-only) every second, never two polls
+at once, and posts what it read as a typed message (:mod:`coldlab.tui.messages`); the UI thread only
+renders. The queue changes only through the store's queue functions; validating and queueing a TOML file
+and listing the plugins run ``coldlab`` in a subprocess, so the dashboard never imports torch. Workers are
+separate processes started detached, so closing the dashboard does not stop training.
+
+The screens (``tui/screens/``, one per file) hold the keys that act on what they show; the widgets
+(``tui/widgets/``) render themselves from reactive state.
 """
 
 from __future__ import annotations
 
-import json
+import gc
 import os
+import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,78 +25,38 @@ from typing import Any
 
 from rich.text import Text
 from textual import work
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.app import App
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Footer, Header, Input, Select, Sparkline, Static
 
-from coldlab.formatting import format_eta, format_number
 from coldlab.home import Home, as_home
 from coldlab.tui.data import RunRow, Snapshot, devices, load_snapshot
-from coldlab.tui.render import half_blocks
+from coldlab.tui.messages import DevicesLoaded, QueueChanged, Said, SnapshotLoaded, StoreUnreadable
+from coldlab.tui.screens.main import MainScreen
 
-STATUSES = ("all", "queued", "running", "finished", "failed", "interrupted", "cancelled", "skipped")
-COLUMNS = (
-    ("id", "id"),
-    ("study", "study"),
-    ("name", "name"),
-    ("tags", "tags"),
-    ("status", "status"),
-    ("device", "device"),
-    ("progress", "epoch / progress"),
-    ("train", "train loss"),
-    ("val", "val loss"),
-    ("fid", "FID"),
-    ("eta", "ETA"),
-)
+_AND = re.compile(r"\s+and\s+|\s*;\s*", re.I)
 
 
-def progress_bar(row: RunRow, width: int = 8) -> str:
-    filled = round(row.progress * width)
-    return f"{row.epoch}/{row.epochs} " + "█" * filled + "░" * (width - filled)
+def parse_filter(text: str) -> tuple[list[Any], list[str]]:
+    """The filter box: ``coldlab ls --where`` expressions joined by ``and`` (or ``;``), parsed; a part
+    without an operator is a word that must appear in the run's study or name. A bad expression raises
+    the same one-line error as ``--where``."""
+    from coldlab.search import OPS, parse
 
-
-def row_cells(row: RunRow) -> tuple[Any, ...]:
-    status = row.status + (" (cancelling)" if row.cancel_requested and row.status == "running" else "")
-    if row.status == "queued" and row.depends_on is not None:
-        status += f" (after {row.depends_on})"
-    colour = {"running": "green", "failed": "red", "interrupted": "yellow", "cancelled": "magenta", "skipped": "dim"}.get(row.status)
-    fid = f"{format_number(row.fid)}{'ᶜ' if row.fid_name == 'classifier-fid' else ''}" if row.fid is not None else ""
-    return (
-        str(row.id),
-        Text(row.study),
-        Text(row.name),
-        Text(" ".join(row.tags), style="cyan"),
-        Text(status, style=colour or ""),
-        Text(row.device),
-        progress_bar(row),
-        format_number(row.train_loss),
-        format_number(row.val_loss),
-        fid,
-        format_eta(row.eta_s),
-    )
+    conditions, words = [], []
+    for part in (p.strip() for p in _AND.split(text.strip()) if p.strip()):
+        if any(op in part for op in OPS):
+            conditions.append(parse(part))
+        else:
+            words.append(part)
+    return conditions, words
 
 
 class ColdlabApp(App[None]):
-    """The dashboard of one store (``home``)."""
+    """The dashboard of one store (``home``). ``show_timing`` puts each refresh's time in the title (off by
+    default: a title that changes every second re-lays out the whole screen)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "coldlab"
-    BINDINGS = [
-        Binding("a", "add", "Add TOML"),
-        Binding("c", "cancel", "Cancel run"),
-        Binding("r", "resume", "Resume run"),
-        Binding("plus,equals_sign", "priority(1)", "Up", key_display="+"),
-        Binding("minus", "priority(-1)", "Down", key_display="-"),
-        Binding("w", "workers", "Workers"),
-        Binding("space", "mark", "Mark for compare", show=False),
-        Binding("m", "compare", "Compare"),
-        Binding("p", "plugins", "Plugins"),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
-    ]
 
     def __init__(
         self,
@@ -98,7 +65,7 @@ class ColdlabApp(App[None]):
         poll_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         show_devices: bool = True,
-        show_timing: bool = True,
+        show_timing: bool = False,
         archived: bool = False,
     ) -> None:
         super().__init__()
@@ -112,78 +79,82 @@ class ColdlabApp(App[None]):
         self._polling = threading.Lock()
         self.polls = 0
         self.last_refresh_s = 0.0
-        self.study_filter = ""
-        self.status_filter = "all"
+        self.filter_text = ""
+        self.conditions: list[Any] = []
+        self.words: list[str] = []
         self.device_info: list[dict[str, Any]] = []
         self.archived = archived  # show archived runs too (coldlab tui --all)
 
-    @property
-    def base(self) -> Any:
-        """The main screen (queried even while another screen is on top, so polls keep it current)."""
-        return self.screen_stack[0]
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen()
 
-    # ---- layout -------------------------------------------------------------------------
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal(id="filters"):
-            yield Input(placeholder="study filter", id="study-filter")
-            yield Select([(s, s) for s in STATUSES], value="all", allow_blank=False, id="status-filter")
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-                yield Static("", id="devices")
-            with VerticalScroll(id="detail"):
-                yield Static("select a run", id="detail-title")
-                for name, label in (("train_loss", "train loss"), ("val_loss", "val loss"), ("fid", "FID"), ("classifier-fid", "classifier FID")):
-                    yield Static(label, classes="spark-label", id=f"label-{name}")
-                    yield Sparkline([], id=f"spark-{name}", summary_function=max)
-                yield Static("", id="grid")
-                yield Static("", id="config")
-                yield Static("", id="log")
-        yield Static("", id="message")
-        yield Footer()
+    @property
+    def main(self) -> MainScreen:
+        """The main screen (rendered even while another screen is on top, so polls keep it current)."""
+        stack = self.screen_stack
+        if not stack or not isinstance(stack[0], MainScreen):
+            raise NoMatches("the main screen is not up yet")  # a poll that lands before it, or while closing
+        return stack[0]
 
     def on_mount(self) -> None:
-        table = self.base.query_one("#runs", DataTable)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        table.focus()
+        gc.freeze()  # what startup made lives as long as the app: full collections no longer walk it
+        self._warm_up()
         self.refresh_data()
         self.set_interval(self.poll_s, self.refresh_data)
         if self.show_devices:
             self.refresh_devices()
             self.set_interval(5.0, self.refresh_devices)
 
-    # ---- polling (off the UI thread, never overlapping) -----------------------------------
+    # ---- polling (off the UI thread, never overlapping) -------------------------------------
     def refresh_data(self) -> None:
         if not self._polling.acquire(blocking=False):
             return  # the previous poll is still reading: skip this tick
-        self._poll(self.selected)
+        self._poll(self.selected, list(self.conditions))
 
     @work(thread=True, group="poll")
-    def _poll(self, selected: int | None) -> None:
+    def _poll(self, selected: int | None, conditions: list[Any]) -> None:
         try:
             try:
-                snapshot = load_snapshot(self.store, selected, now=self.clock, archived=self.archived)
+                snapshot = load_snapshot(self.store, selected, now=self.clock, archived=self.archived, where=conditions)
             except Exception as err:  # a store being migrated or a torn read: say so, try again next tick
-                self._to_ui(self.say, f"could not read the store: {type(err).__name__}: {err}")
+                self.post_message(StoreUnreadable(f"could not read the store: {type(err).__name__}: {err}"))
                 return
-            self._to_ui(self.apply, snapshot)
+            self.post_message(SnapshotLoaded(snapshot))
         finally:
             self._polling.release()
 
-    def _to_ui(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` on the UI thread, unless the app is closing (then the result is not needed)."""
-        if not self.is_running or self._exit_renderables:
-            return
-        try:
-            self.call_from_thread(fn, *args)
-        except RuntimeError:  # the event loop closed while this poll was reading
-            pass
+    @work(thread=True, group="warm-up")
+    def _warm_up(self) -> None:
+        """Import what the other screens need (plotext, the report's reader, PIL) in a thread, so the first
+        press of m or p does not stall the UI for the imports (about half a second)."""
+        import PIL.Image  # noqa: F401
+
+        import coldlab.diff  # noqa: F401
+        import coldlab.report.collect  # noqa: F401
+        import coldlab.tui.screens.compare  # noqa: F401
+        import coldlab.tui.screens.confirm  # noqa: F401
+        import coldlab.tui.screens.plugins  # noqa: F401
+
+        gc.freeze()  # and what the imports made
 
     @work(thread=True, group="devices", exclusive=True)
     def refresh_devices(self) -> None:
-        self._to_ui(self._apply_devices, devices())
+        self.post_message(DevicesLoaded(devices()))
+
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        self.apply(message.snapshot)
+
+    def on_store_unreadable(self, message: StoreUnreadable) -> None:
+        self.say(message.error)
+
+    def on_devices_loaded(self, message: DevicesLoaded) -> None:
+        self._apply_devices(message.devices)
+
+    def on_said(self, message: Said) -> None:
+        self.say(message.text, message.error)
+
+    def on_queue_changed(self, message: QueueChanged) -> None:
+        self.refresh_data()
 
     def _apply_devices(self, info: list[dict[str, Any]]) -> None:
         self.device_info = info
@@ -199,190 +170,179 @@ class ColdlabApp(App[None]):
             gib = 2**30
             mem = f"{d['memory_used'] / gib:.1f}/{d['memory_total'] / gib:.1f} GiB" if d["memory_total"] else ""
             lines.append(f"{d['device']} ({d['name']}): {mem} {d['utilisation']}  runs: {' '.join(users.get(d['device'], [])) or '-'}")
-        self.base.query_one("#devices", Static).update(Text("\n".join(lines)))
-
-    def visible_rows(self) -> list[RunRow]:
-        rows = self.snapshot.rows if self.snapshot else []
-        return [
-            r
-            for r in rows
-            if (not self.study_filter or self.study_filter in r.study) and (self.status_filter == "all" or r.status == self.status_filter)
-        ]
-
-    def apply(self, snapshot: Snapshot) -> None:
-        """Render a snapshot (UI thread): update cells in place, add and remove rows."""
         try:
-            self._apply(snapshot)
-        except NoMatches:  # a poll that lands while the app is closing
+            self.main.show_devices(Text("\n".join(lines)))
+        except NoMatches:
             pass
 
-    def _apply(self, snapshot: Snapshot) -> None:
+    def visible_rows(self) -> list[RunRow]:
+        """The runs the filter shows."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return []
+        rows = snapshot.rows
+        if self.conditions and snapshot.matching is not None:
+            rows = [r for r in rows if r.id in snapshot.matching]
+        elif self.conditions:
+            rows = []  # the filter changed since this snapshot was read: the next one brings its matches
+        for word in self.words:
+            rows = [r for r in rows if word.lower() in r.study.lower() or word.lower() in r.name.lower()]
+        return rows
+
+    def apply(self, snapshot: Snapshot) -> None:
+        """Render a snapshot (UI thread)."""
         start = time.perf_counter()
         self.snapshot = snapshot
-        table = self.base.query_one("#runs", DataTable)
         rows = self.visible_rows()
-        wanted = {str(r.id) for r in rows}
-        for key in [k for k in list(table.rows) if k.value not in wanted]:
-            table.remove_row(key)
-        present = {k.value for k in table.rows}
-        for row in rows:
-            cells = row_cells(row)
-            label = ("● " if row.id in self.marked else "") + str(row.id)
-            cells = (label,) + cells[1:]
-            if str(row.id) in present:
-                for (col, _), value in zip(COLUMNS, cells, strict=True):
-                    if str(table.get_cell(str(row.id), col)) != str(value):
-                        table.update_cell(str(row.id), col, value, update_width=True)
-            else:
-                table.add_row(*cells, key=str(row.id))
-        if self.selected is None and rows:
+        if rows and self.selected not in {r.id for r in rows}:
             self.selected = rows[0].id
-        self.render_detail()
+            self.call_later(self.refresh_data)  # its detail, now rather than at the next tick
+        try:
+            self.main.apply(snapshot, rows, self.marked)
+        except NoMatches:  # a poll that lands while the app is closing
+            return
         self.render_devices()
         self.polls += 1
         self.last_refresh_s = snapshot.seconds + time.perf_counter() - start
         timing = f"  ·  refresh {self.last_refresh_s * 1000:.0f} ms" if self.show_timing else ""
-        self.sub_title = f"{self.home.name}  ·  {len(snapshot.rows)} runs{timing}"  # Textual shows titles as plain text
+        shown = f"{len(rows)} of {len(snapshot.rows)} runs" if self.conditions or self.words else f"{len(snapshot.rows)} runs"
+        title = f"{self.home.name}  ·  {shown}{timing}"  # Textual shows titles as plain text
+        if title != self.sub_title:
+            self.sub_title = title
 
-    def render_detail(self) -> None:
-        snapshot = self.snapshot
-        detail = snapshot.detail if snapshot else None
-        if snapshot is None or detail is None or detail.id != self.selected:
-            return
-        row = next((r for r in snapshot.rows if r.id == detail.id), None)
-        title = Text(f"run {detail.id}: {row.name if row else ''} — {row.status if row else ''}")
-        if detail.error:
-            title.append(f"\n{detail.error}", style="red")
-        if detail.params:
-            title.append("\nsweep: " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in detail.params.items()))
-        if detail.tags:
-            title.append("\ntags: " + " ".join(detail.tags), style="cyan")
-        if detail.note:
-            title.append("\nnote: " + detail.note, style="italic")
-        self.base.query_one("#detail-title", Static).update(title)
-        for name, values in detail.series.items():
-            spark = self.base.query_one(f"#spark-{name}", Sparkline)
-            spark.data = list(values)  # a new list: Sparkline watches assignment, not mutation
-            spark.display = bool(values)
-            last = f" {format_number(values[-1])}" if values else " –"
-            label = {"train_loss": "train loss", "val_loss": "val loss", "fid": "FID", "classifier-fid": "classifier FID"}[name]
-            self.base.query_one(f"#label-{name}", Static).update(f"{label}:{last} ({len(values)} points)")
-        grid = self.base.query_one("#grid", Static)
-        grid.update(half_blocks(detail.grid, width=32, max_rows=16) if detail.grid else "no sample grid yet")
-        cfg = {
-            k: detail.config[k]
-            for k in ("kind", "dataset", "autoencoder", "latent", "degradation", "prior", "network", "sampler", "train", "eval")
-            if detail.config.get(k)
-        }
-        self.base.query_one("#config", Static).update(Text(json.dumps(cfg, indent=1), style="dim"))
-        self.base.query_one("#log", Static).update(Text("\n".join(detail.log_tail) or "(no log lines)", style="italic"))
+    def select(self, run_id: int) -> None:
+        if run_id != self.selected:
+            self.selected = run_id
+            self.refresh_data()
 
-    # ---- events ------------------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value is not None:
-            new = int(event.row_key.value)
-            if new != self.selected:
-                self.selected = new
-                self.refresh_data()
+    def set_filter(self, text: str) -> bool:
+        """Apply the filter box's text; a bad expression is shown and the previous filter kept."""
+        from coldlab.errors import ColdlabError
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "study-filter":
-            self.study_filter = event.value.strip()
-            if self.snapshot:
-                self.apply(self.snapshot)
-
-    def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "status-filter":
-            self.status_filter = str(event.value)
-            if self.snapshot:
-                self.apply(self.snapshot)
+        try:
+            self.conditions, self.words = parse_filter(text)
+        except ColdlabError as err:
+            self.say(f"filter: {err}", error=True)
+            return False
+        self.filter_text = text
+        hidden = len(self.marked - {r.id for r in self.visible_rows()}) if self.snapshot and not self.conditions else 0
+        self.say(f"filter: {text}" if text.strip() else "filter cleared" + (f" ({hidden} marked hidden)" if hidden else ""))
+        if self.snapshot:
+            self.apply(self.snapshot)
+        self.refresh_data()
+        return True
 
     def say(self, message: str, error: bool = False) -> None:
-        self.base.query_one("#message", Static).update(Text(message, style="bold red" if error else "bold"))
+        try:
+            self.main.say(message, error)
+        except NoMatches:
+            pass
         if error:
             self.notify(message, severity="error", timeout=8)
 
-    # ---- queue control (writes through the store's queue functions) ------------------------
-    def _write(self, fn: Callable[..., Any], *args: Any) -> bool:
+    # ---- marks and compare ------------------------------------------------------------------
+    def toggle_mark(self) -> None:
+        if self.selected is not None:
+            self.marked ^= {self.selected}
+            if self.snapshot:
+                self.apply(self.snapshot)
+
+    def compare(self) -> None:
+        """Compare the marked runs the filter shows (marks it hides are left out, and counted)."""
+        from coldlab.tui.screens.compare import CompareScreen
+
+        visible = {r.id for r in self.visible_rows()}
+        ids = sorted(self.marked & visible) or ([self.selected] if self.selected in visible else [])
+        if not ids:
+            self.say("mark runs with space first", error=True)
+            return
+        self.push_screen(CompareScreen(self.store, ids, left_out=len(self.marked - visible)))
+
+    # ---- queue control (writes through the store's queue functions) ---------------------------
+    def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
         from coldlab.errors import ColdlabError
 
         conn = self.store.connect()
         try:
-            fn(conn, *args)
-            return True
+            return fn(conn, *args) or True
         except ColdlabError as err:
             self.say(str(err), error=True)
-            return False
+            return None
         finally:
             conn.close()
 
-    def action_cancel(self) -> None:
+    def selected_row(self) -> RunRow | None:
+        return next((r for r in self.visible_rows() if r.id == self.selected), None)
+
+    def confirm_cancel(self) -> None:
+        from coldlab.tui.screens.confirm import ConfirmScreen
+
+        row = self.selected_row()
+        if row is None:
+            return
+        what = "its worker checkpoints and stops it" if row.status == "running" else "it will not be run"
+        self.push_screen(ConfirmScreen(f"Cancel run {row.id} ({row.name}, {row.status})? {what}."), lambda yes: self.cancel(row.id) if yes else None)
+
+    def cancel(self, run_id: int) -> None:
         from coldlab.store import request_cancel
 
-        if self.selected is not None and self._write(request_cancel, self.selected):
-            self.say(f"run {self.selected}: cancel requested (the worker checkpoints and stops it)")
+        if self._write(request_cancel, run_id):
+            self.say(f"run {run_id}: cancel requested (the worker checkpoints and stops it)")
             self.refresh_data()
 
-    def action_resume(self) -> None:
+    def confirm_delete(self) -> None:
+        from coldlab.tui.screens.confirm import ConfirmScreen
+
+        row = self.selected_row()
+        if row is None:
+            return
+        question = f"Delete run {row.id} ({row.name}) from the store, with its folder (checkpoints, weights, grids)? This cannot be undone."
+        self.push_screen(ConfirmScreen(question), lambda yes: self.delete(row.id) if yes else None)
+
+    def delete(self, run_id: int) -> None:
+        import shutil
+
+        from coldlab.store.records import remove_runs
+
+        if self._write(remove_runs, [run_id]):
+            shutil.rmtree(self.store.run_dir(run_id), ignore_errors=True)
+            self.marked.discard(run_id)
+            self.say(f"run {run_id} deleted")
+            self.refresh_data()
+
+    def resume(self) -> None:
         from coldlab.store import requeue
 
         if self.selected is not None and self._write(requeue, self.selected):
             self.say(f"run {self.selected} queued again; it resumes from its checkpoint when a worker claims it")
             self.refresh_data()
 
-    def action_priority(self, delta: int) -> None:
+    def change_priority(self, delta: int) -> None:
         from coldlab.store import set_priority
 
-        row = next((r for r in (self.snapshot.rows if self.snapshot else []) if r.id == self.selected), None)
+        row = self.selected_row()
         if row is not None and self._write(set_priority, row.id, row.priority + delta):
             self.say(f"run {row.id}: priority {row.priority + delta} (higher runs first)")
             self.refresh_data()
 
-    def action_mark(self) -> None:
-        if self.selected is not None:
-            self.marked ^= {self.selected}
-            if self.snapshot:
-                self.apply(self.snapshot)
-
-    def action_filter(self) -> None:
-        self.base.query_one("#study-filter", Input).focus()
-
-    def add_file(self, path: str) -> None:
-        """Validate a TOML file and queue its runs; errors are shown, never raised."""
-        from coldlab.config import load_experiments
-        from coldlab.engine.queueing import queue_runs
-        from coldlab.errors import ColdlabError
-        from coldlab.plugins import get_registry
-        from coldlab.provenance import queued
-
-        try:
-            runs = load_experiments(path)
-            origin = queued(path, get_registry(), command=["coldlab", "tui", f"(key a: {path})"])
-            conn = self.store.connect()
-            try:  # the same checks as `coldlab run`: a changed experiment under an existing name is refused
-                created = sum(new for _, _, _, new in queue_runs(conn, runs, where=path, provenance=origin))  # autoencoder runs first
-            finally:
-                conn.close()
-        except ColdlabError as err:
-            self.say(str(err), error=True)
-            return
-        except OSError as err:
-            self.say(f"{path}: {err.strerror or err}", error=True)
-            return
-        self.say(f"{path}: {created} runs queued ({len(runs) - created} already in the store); start a worker with w")
-        self.refresh_data()
-
-    def action_add(self) -> None:
-        from coldlab.tui.screens import AddScreen
+    def ask_add(self) -> None:
+        from coldlab.tui.screens.add import AddScreen
 
         self.push_screen(AddScreen(), lambda path: self.add_file(path) if path else None)
 
-    def start_worker(self, device: str) -> None:
-        from coldlab.plugins import get_registry
+    def add_file(self, path: str) -> None:
+        """Validate a TOML file and queue its runs, off the UI thread (``coldlab run FILE --queue-only``: the
+        same checks, errors as one line); the result comes back as a message."""
+        self.say(f"{path}: validating and queueing ...")
+        self._add_file(path)
 
-        executor = get_registry().build("executor", {"name": "local", "detach": True})
-        executor.store = self.store.store
-        self.workers_started += executor.start(self.home, [device], self.store.logs)
+    @work(thread=True, group="add")
+    def _add_file(self, path: str) -> None:
+        self.post_message(queue_file(self.store, path))
+        self.post_message(QueueChanged())
+
+    def start_worker(self, device: str) -> None:
+        self.workers_started.append(start_detached_worker(self.store, device))
         self.say(f"worker started on {device} (it keeps running if you close the dashboard)")
 
     def stop_workers(self, device: str) -> int:
@@ -416,8 +376,8 @@ class ColdlabApp(App[None]):
         parts = (row["worker"] or "").split(":") if row else []
         return (parts[0], int(parts[1])) if len(parts) >= 2 and parts[1].isdigit() else None
 
-    def action_workers(self) -> None:
-        from coldlab.tui.screens import WorkersScreen
+    def ask_workers(self) -> None:
+        from coldlab.tui.screens.workers import WorkersScreen
 
         names = [d["device"] for d in self.device_info] or ["cpu"]
         self.push_screen(WorkersScreen(names), self._workers_chosen)
@@ -427,26 +387,55 @@ class ColdlabApp(App[None]):
             action, device = choice
             self.start_worker(device) if action == "start" else self.stop_workers(device)
 
-    def action_plugins(self) -> None:
-        from coldlab.tui.screens import PluginsScreen
 
-        self.push_screen(PluginsScreen())
+class DetachedWorker:
+    """A ``coldlab worker`` process in its own session (closing the dashboard does not stop it)."""
 
-    def action_compare(self) -> None:
-        from coldlab.tui.screens import CompareScreen
+    def __init__(self, proc: subprocess.Popen[bytes], device: str) -> None:
+        self.proc, self.device = proc, device
 
-        ids = sorted(self.marked) or ([self.selected] if self.selected is not None else [])
-        if not ids:
-            self.say("mark runs with space first", error=True)
-            return
-        self.push_screen(CompareScreen(self.store, ids))
+    def poll(self) -> int | None:
+        return self.proc.poll()
 
-    def action_help(self) -> None:
-        from coldlab.tui.screens import HelpScreen
+    def interrupt(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # the worker checkpoints and marks its run interrupted
 
-        self.push_screen(HelpScreen([b for b in self.BINDINGS if isinstance(b, Binding)]))
+
+def start_detached_worker(home: Home, device: str) -> DetachedWorker:
+    """What the ``local`` executor with ``detach = true`` starts (the same command line and log files),
+    without loading the plugins: the dashboard never imports torch."""
+    logs = home.logs
+    logs.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()]
+    cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home.root), "--device", device]
+    cmd += ["--store", home.store] if home.store else []
+    with open(logs / f"worker-{max(taken, default=-1) + 1}.log", "a") as log:
+        proc = subprocess.Popen[bytes](
+            cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return DetachedWorker(proc, device)
+
+
+def queue_file(home: Home, path: str) -> Said:
+    """``coldlab run PATH --queue-only`` for this store; its last line (the error, or what was queued)."""
+    store = ["--store", home.store] if home.store else []
+    command = [sys.executable, "-m", "coldlab", "run", path, "--queue-only", "--home", str(home.root), *store]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except OSError as err:
+        return Said(f"{path}: could not run coldlab: {err}", error=True)
+    lines = [line for line in (done.stderr + done.stdout).strip().splitlines() if line.strip()]
+    if done.returncode != 0:
+        errors = [line for line in lines if "error" in line] or lines or ["failed"]
+        return Said(errors[-1].removeprefix("coldlab: error: "), error=True)
+    last = lines[-1] if lines else "nothing to run"
+    return Said(f"{path}: {last}" + ("; start a worker with w" if "queued" in last else ""))
 
 
 def run(home: Path | Home, archived: bool = False) -> int:
+    from coldlab.tui.widgets.sample_image import prepare
+
+    prepare()  # ask the terminal whether it shows images, before Textual takes it over
     ColdlabApp(home, archived=archived).run()
     return 0

@@ -19,6 +19,7 @@ from typing import Any
 from coldlab.home import Home, as_home
 from coldlab.store.connection import db_errors
 from coldlab.store.queries import (
+    artifacts,
     eta_seconds,
     find_run,
     latest_artifact,
@@ -73,6 +74,7 @@ class RunDetail:
     note: str | None = None
     tags: list[str] = dataclasses.field(default_factory=list)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # swept values
+    grids: list[tuple[int, Path]] = dataclasses.field(default_factory=list)  # (epoch, file) of every sample grid, oldest first
 
 
 @dataclasses.dataclass
@@ -81,6 +83,8 @@ class Snapshot:
     detail: RunDetail | None
     seconds: float  # how long reading took
     taken: float
+    matching: set[int] | None = None  # the ids the filter's expressions hold for (None: no filter)
+    store_missing: bool = False  # HOME has no store yet
 
 
 def _first(values: dict[str, float | None], names: tuple[str, ...]) -> float | None:
@@ -161,6 +165,7 @@ def load_detail(conn: sqlite3.Connection, home: Path | Home, run_id: int) -> Run
         return None
     stored = latest_artifact(conn, run_id, "grid")
     grid = home.file(stored) if stored and home.file(stored).exists() else None
+    grids = sorted({int(a["epoch"]): home.file(a["path"]) for a in artifacts(conn, run_id, "grid") if a["epoch"] is not None}.items())
     return RunDetail(
         id=run_id,
         config=json.loads(r["config"]),
@@ -171,42 +176,69 @@ def load_detail(conn: sqlite3.Connection, home: Path | Home, run_id: int) -> Run
         note=r["note"],
         tags=tags_of(conn, [run_id])[run_id],
         params=json.loads(r["params"]) if r["params"] else {},
+        grids=[(epoch, path) for epoch, path in grids if path.exists()],
     )
 
 
-def load_snapshot(home: Path | Home, selected: int | None, *, now: Callable[[], float] = time.time, archived: bool = False) -> Snapshot:
+def matching_ids(conn: Any, conditions: list[Any], *, archived: bool = False) -> set[int]:
+    """The runs every condition (:func:`coldlab.search.parse`) holds for, as ``coldlab ls --where`` selects them."""
+    from coldlab.search import select
+    from coldlab.store.catalog import run_records
+
+    return {int(r["id"]) for r in select(run_records(conn, archived=archived), conditions)}
+
+
+def load_snapshot(
+    home: Path | Home,
+    selected: int | None,
+    *,
+    now: Callable[[], float] = time.time,
+    archived: bool = False,
+    where: list[Any] | None = None,
+) -> Snapshot:
     """Everything one refresh needs, through a read-only connection opened and closed here (archived runs
-    only with ``archived``)."""
+    only with ``archived``; ``where``: parsed ``--where`` conditions, whose matching ids land in ``matching``)."""
     start = time.perf_counter()
     home = as_home(home)
     if not home.store_exists():
-        return Snapshot([], None, time.perf_counter() - start, now())
+        return Snapshot([], None, time.perf_counter() - start, now(), store_missing=True)
     conn = home.connect(readonly=True)
     try:
         try:
             rows = load_rows(conn, now(), archived=archived)
         except db_errors():  # the file exists a moment before its tables do
             return Snapshot([], None, time.perf_counter() - start, now())
+        matching = matching_ids(conn, where, archived=archived) if where else None
         detail = load_detail(conn, home, selected) if selected is not None else None
     finally:
         conn.close()
-    return Snapshot(rows, detail, time.perf_counter() - start, now())
+    return Snapshot(rows, detail, time.perf_counter() - start, now(), matching)
 
 
 def devices() -> list[dict[str, Any]]:
-    """Each visible GPU's memory and utilisation, else the CPU's load and memory."""
-    import torch
+    """Each GPU's memory and utilisation from ``nvidia-smi`` (the dashboard never imports torch: it would
+    cost it half a gigabyte), else the CPU's load and memory."""
+    import shutil
+    import subprocess
 
     out = []
-    for i in range(torch.cuda.device_count()):
-        free, total = torch.cuda.mem_get_info(i)
+    smi = shutil.which("nvidia-smi")
+    if smi:
         try:
-            util = f"{torch.cuda.utilization(i)}%"
-        except Exception:  # needs pynvml; memory is still shown
-            util = "n/a"
-        out.append(
-            {"device": f"cuda:{i}", "name": torch.cuda.get_device_name(i), "memory_used": total - free, "memory_total": total, "utilisation": util}
-        )
+            text = subprocess.run(
+                [smi, "--query-gpu=index,name,memory.used,memory.total,utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        for line in text.strip().splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) == 5 and parts[0].isdigit():
+                used, total = (float(v) * 2**20 if v.replace(".", "", 1).isdigit() else 0.0 for v in parts[2:4])
+                util = f"{parts[4]}%" if parts[4].isdigit() else "n/a"
+                out.append({"device": f"cuda:{parts[0]}", "name": parts[1], "memory_used": used, "memory_total": total, "utilisation": util})
     if not out:
         mem_total = mem_avail = 0
         try:

@@ -1,0 +1,60 @@
+"""Typed messages the dashboard's worker threads post to the UI thread (``post_message`` is thread-safe):
+nothing is rendered off the UI thread, nothing is read from the store on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from coldlab.tui.data import Snapshot
+
+
+class SnapshotLoaded(Message):
+    """A poll finished: the runs, the selected run's detail, the filter's matches."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class StoreUnreadable(Message):
+    """A poll failed (a store being migrated, a torn read): shown, and the next tick tries again."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class DevicesLoaded(Message):
+    def __init__(self, devices: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.devices = devices
+
+
+class Said(Message):
+    """A line for the message bar (``error``: also a notification)."""
+
+    def __init__(self, text: str, error: bool = False) -> None:
+        super().__init__()
+        self.text, self.error = text, error
+
+
+class QueueChanged(Message):
+    """A write went through (runs queued, cancelled, removed): poll now rather than at the next tick."""
+
+
+class CompareLoaded(Message):
+    """The compared runs' records (``coldlab.report.collect``) and the config diff."""
+
+    def __init__(self, runs: list[Any], diff: dict[str, list[Any]]) -> None:
+        super().__init__()
+        self.runs, self.diff = runs, diff
+
+
+class PluginsLoaded(Message):
+    """What ``coldlab plugins --json`` printed (read in a subprocess: the dashboard never imports torch)."""
+
+    def __init__(self, plugins: list[dict[str, Any]] | None, error: str | None = None) -> None:
+        super().__init__()
+        self.plugins, self.error = plugins, error
