@@ -388,9 +388,7 @@ async def test_compare_overlays_the_marked_visible_runs_and_exports_them(frozen_
     app = app_for(frozen_home)
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
-        for _ in range(3):  # mark all three
-            await pilot.press("space", "down")
-            await settle(pilot, app)
+        await pilot.press("space", "down", "space", "down", "space")  # fast: each mark is the row under the cursor
         assert app.marked == {1, 2, 3}
         await pilot.press("slash")
         app.main.query_one("#filter").value = 'study = "000"'

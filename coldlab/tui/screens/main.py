@@ -122,22 +122,35 @@ class MainScreen(Screen[None]):
     def action_epoch(self, delta: int) -> None:
         self.say(self.query_one(RunDetailPanel).step_epoch(delta))
 
+    def _cursor(self) -> None:
+        """The run under the cursor is the one keys act on (its RowHighlighted message may still be queued
+        behind a fast key press)."""
+        run_id = self.query_one(RunsTable).selected_id
+        if run_id is not None:
+            self.dash.selected = run_id
+
     def action_mark(self) -> None:
+        self._cursor()
         self.dash.toggle_mark()
 
     def action_compare(self) -> None:
+        self._cursor()
         self.dash.compare()
 
     def action_cancel(self) -> None:
+        self._cursor()
         self.dash.confirm_cancel()
 
     def action_delete(self) -> None:
+        self._cursor()
         self.dash.confirm_delete()
 
     def action_resume(self) -> None:
+        self._cursor()
         self.dash.resume()
 
     def action_priority(self, delta: int) -> None:
+        self._cursor()
         self.dash.change_priority(delta)
 
     def action_add(self) -> None:
