@@ -476,3 +476,13 @@ def test_a_run_waiting_for_another_says_which(tmp_path):
     enqueue(conn, "s", "ldm", {}, depends_on=ae)
     rows = {r.name: r for r in load_rows(conn)}
     assert str(cell(rows["ldm"], "status")) == f"queued (after {ae})" and str(cell(rows["vae"], "status")) == "queued"
+
+
+async def test_help_lists_every_key_literally(home):
+    app = app_for(home)
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        text = str(app.screen.query_one(Static).render())
+        assert "[  Earlier grid" in text and "]  Later grid" in text and "space  Mark for compare" in text  # "[" is a key, not markup

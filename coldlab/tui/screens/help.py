@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -33,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
             "FID column: Inception FID, or classifier FID (marked ᶜ) when only that is computed.",
         ]
         with VerticalScroll(id="dialog"):
-            yield Static("\n".join(lines))
+            yield Static(Text("\n".join(lines)))  # Text: "[" and "]" are keys here, not markup
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
