@@ -121,7 +121,8 @@ def model_figures(runs: list[RunRecord], home: Path, registry: Any, out: Path, w
             stored = run.artifact("figures")
             data = load_tensors(stored) if stored is not None else computed_data(run, home, registry)
             if data is None:
-                warn(f"run {run.id} ({run.name}) has no saved weights: no degradation, reconstruction, trajectory or prior figures")
+                state = "" if run.status == "finished" else f" is {run.status} and"
+                warn(f"run {run.id} ({run.name}){state} has no saved weights: no degradation, reconstruction, trajectory or prior figures")
                 continue
             figures += [draw(run, data, out) for draw in (degradation_strip, reconstructions, trajectory, prior_histogram)]
         except Exception as err:  # one run's failure must not lose the rest of the report

@@ -177,7 +177,8 @@ def render(sections: list[dict[str, Any]], warnings: list[str], home: str) -> st
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>coldlab report</title><style>{STYLE}</style></head><body>",
         f"<h1>coldlab report</h1><p>Store: <code>{html.escape(home)}</code>; exported {time.strftime('%Y-%m-%d %H:%M')}. "
-        "Figures marked <i>epoch N weights</i> were computed at export time from the run's saved weights.</p>",
+        "Figures marked <i>epoch N weights</i> show the model at that epoch: drawn from what the run stored after its last "
+        "epoch, or, for a run stored before that, computed at export time from its saved weights.</p>",
     ]
     if warnings:
         parts.append("<ul>" + "".join(f"<li class='warning'>{html.escape(w)}</li>" for w in warnings) + "</ul>")
