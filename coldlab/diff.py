@@ -15,15 +15,21 @@ from coldlab.store.catalog import run_records
 MISSING = "(absent)"  # a key one run has and the other does not
 
 
+def differing(tables: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Dotted key -> each table's value, for every key whose values are not all equal (MISSING where a
+    table lacks it): two runs for ``coldlab diff``, any number for the dashboard's compare screen."""
+    flat = [flatten(t) for t in tables]
+    out = {}
+    for key in sorted(set().union(*flat)):
+        values = [f.get(key, MISSING) for f in flat]
+        if any(v != values[0] for v in values[1:]):
+            out[key] = values
+    return out
+
+
 def _changed(a: dict[str, Any], b: dict[str, Any]) -> dict[str, list[Any]]:
     """Dotted key -> [value in a, value in b] for every key whose values differ (MISSING where absent)."""
-    fa, fb = flatten(a), flatten(b)
-    out = {}
-    for key in sorted(set(fa) | set(fb)):
-        va, vb = fa.get(key, MISSING), fb.get(key, MISSING)
-        if va != vb:
-            out[key] = [va, vb]
-    return out
+    return differing([a, b])
 
 
 def diff_runs(home: Home, a: int, b: int) -> dict[str, Any]:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from coldlab.launch import worker_command as worker_command  # re-exported: the public name
 from coldlab.params import NoParams
 
 
@@ -70,13 +70,6 @@ class Executor:
 
 
 PR_SET_PDEATHSIG = 1
-
-
-def worker_command(home: str, store: str | None, device: str, *extra: str) -> list[str]:
-    """``python -m coldlab worker`` for ``home`` and ``store`` on ``device``, with this process's Python
-    (on a remote node: call it there, where that Python has coldlab)."""
-    cmd = [sys.executable, "-m", "coldlab", "worker", "--home", home, "--device", device, *extra]
-    return cmd + (["--store", store] if store else [])
 
 
 def _worker_preexec() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from coldlab import Executor, WorkerHandle, hookimpl, param
 from coldlab.hookspecs import Register
+from coldlab.launch import next_worker_log
 
 
 class ProcessWorker:
@@ -44,11 +45,9 @@ class LocalExecutor(Executor):
 
     def start(self, home: Path, devices: list[str], logs: Path) -> list[WorkerHandle]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        logs.mkdir(parents=True, exist_ok=True)
         workers: list[WorkerHandle] = []
-        taken = [int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()]
-        for k, device in enumerate(devices, start=max(taken, default=-1) + 1):  # a log per worker process
-            with open(logs / f"worker-{k}.log", "a") as log:
+        for device in devices:  # a log per worker process
+            with open(next_worker_log(logs), "a") as log:
                 cmd = self.worker_command(home, device)
                 proc = subprocess.Popen[bytes](cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=self.params.detach)
                 workers.append(ProcessWorker(proc, device))

@@ -403,16 +403,18 @@ class DetachedWorker:
 
 
 def start_detached_worker(home: Home, device: str) -> DetachedWorker:
-    """What the ``local`` executor with ``detach = true`` starts (the same command line and log files),
-    without loading the plugins: the dashboard never imports torch."""
-    logs = home.logs
-    logs.mkdir(parents=True, exist_ok=True)
-    taken = [int(p.stem.split("-")[1]) for p in logs.glob("worker-*.log") if p.stem.split("-")[1].isdigit()]
-    cmd = [sys.executable, "-m", "coldlab", "worker", "--home", str(home.root), "--device", device]
-    cmd += ["--store", home.store] if home.store else []
-    with open(logs / f"worker-{max(taken, default=-1) + 1}.log", "a") as log:
+    """What the ``local`` executor with ``detach = true`` starts (the same :mod:`coldlab.launch` command line
+    and log file), without loading the plugins: the dashboard never imports torch."""
+    from coldlab.launch import next_worker_log, worker_command
+
+    with open(next_worker_log(home.logs), "a") as log:
         proc = subprocess.Popen[bytes](
-            cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            worker_command(str(home.root), home.store, device),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     return DetachedWorker(proc, device)
 

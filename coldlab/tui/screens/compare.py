@@ -25,18 +25,11 @@ PLOTS = (("train_loss", "train loss (epoch mean)"), ("val_loss", "validation los
 
 
 def config_diff(runs: list[Any]) -> dict[str, list[Any]]:
-    """Dotted config key -> each run's value, for the keys whose values are not all equal."""
-    from coldlab.diff import MISSING
-    from coldlab.dotted import flatten
+    """Dotted config key -> each run's value, for the keys whose values are not all equal (as ``coldlab diff``;
+    the run's own name and study left out: they always differ)."""
+    from coldlab.diff import differing
 
-    flat = [flatten(r.config) for r in runs]
-    keys = sorted(set().union(*flat)) if flat else []
-    out = {}
-    for key in keys:
-        values = [f.get(key, MISSING) for f in flat]
-        if any(v != values[0] for v in values) and key not in ("name", "study"):
-            out[key] = values
-    return out
+    return {k: v for k, v in differing([r.config for r in runs]).items() if k not in ("name", "study")} if runs else {}
 
 
 def curve(run: Any, name: str) -> tuple[list[float], list[float]]:
