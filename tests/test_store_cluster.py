@@ -110,7 +110,9 @@ def test_executor_table_and_options(tmp_path):
 
 async def test_the_dashboard_reads_a_postgres_store(tmp_path, pg_url):
     pytest.importorskip("textual")
-    from textual.widgets import DataTable, Sparkline
+    from textual.widgets import Sparkline
+
+    from coldlab.tui.widgets.runs_table import RunsTable
 
     from coldlab.tui.app import ColdlabApp
 
@@ -125,8 +127,8 @@ async def test_the_dashboard_reads_a_postgres_store(tmp_path, pg_url):
             await pilot.pause(0.05)
             if app.polls >= 2:
                 break
-        table = app.query_one("#runs", DataTable)
-        assert str(table.get_cell(str(row["id"]), "status")) == "running" and str(table.get_cell("2", "status")) == "queued"
+        table = app.query_one("#runs", RunsTable)
+        assert table.cell_text(row["id"], "status") == "running" and table.cell_text(2, "status") == "queued"
         for _ in range(200):  # the selected run's detail comes with the poll after the first
             if app.query_one("#spark-train_loss", Sparkline).data:
                 break

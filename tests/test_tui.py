@@ -47,8 +47,14 @@ def app_for(home, **kw):
     return ColdlabApp(home, poll_s=0.1, clock=lambda: FROZEN, show_devices=False, show_timing=False, **kw)
 
 
+def runs_table(app):
+    from coldlab.tui.widgets.runs_table import RunsTable
+
+    return app.main.query_one("#runs", RunsTable)
+
+
 def cell(app, run_id, column):
-    return str(app.main.query_one("#runs", DataTable).get_cell(str(run_id), column))
+    return runs_table(app).cell_text(run_id, column)
 
 
 async def settle(pilot, app, polls=2):
@@ -208,7 +214,7 @@ async def test_delete_asks_first_and_removes_the_run_and_its_folder(home):
         await pilot.press("d", "y")
         await settle(pilot, app)
         assert [r[0] for r in connect(home / "coldlab.db").execute("SELECT id FROM runs ORDER BY id")] == [1, 2]
-        assert not folder.exists() and "3" not in [k.value for k in app.main.query_one("#runs", DataTable).rows]
+        assert not folder.exists() and 3 not in runs_table(app).row_ids()
 
 
 async def test_the_filter_takes_ls_where_expressions_and_words(home):
@@ -223,11 +229,11 @@ async def test_the_filter_takes_ls_where_expressions_and_words(home):
         box.value = text
         await pilot.press("enter")
         await settle(pilot, app)
-        return [r.key.value for r in app.main.query_one("#runs", DataTable).ordered_rows]
+        return [str(i) for i in runs_table(app).row_ids()]
 
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
-        assert app.main.query_one("#runs", DataTable).row_count == 3
+        assert runs_table(app).row_count == 3
         assert await apply(pilot, "status = running") == ["1"]
         assert await apply(pilot, "tag = baseline") == ["3"]
         assert cell(app, 3, "tags") == "baseline"  # tags shown
@@ -250,11 +256,11 @@ async def test_columns_by_priority_fit_80_columns_and_sort_by_any_column(frozen_
     app = app_for(frozen_home)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, app)
-        table = app.main.query_one("#runs", DataTable)
-        assert [c.key.value for c in table.ordered_columns] == ["id", "name", "status", "progress", "val", "fid", "eta"]
-        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= 80
+        table = runs_table(app)
+        assert [c.key for c in table.columns_shown] == ["id", "name", "status", "progress", "val", "fid", "eta"]
+        assert sum(width + 2 for _, width in table.layout_shown) <= 80
         assert not app.main.query_one("#detail").display  # narrow: the table alone
-        keys = lambda: [r.key.value for r in table.ordered_rows]  # noqa: E731  (display order)
+        keys = lambda: [str(i) for i in table.row_ids()]  # noqa: E731  (display order)
         table.sort_by("fid")
         await pilot.pause(0.1)
         assert keys() == ["2", "1", "3"]  # 3.0 < 12.5; no FID last
@@ -267,6 +273,50 @@ async def test_columns_by_priority_fit_80_columns_and_sort_by_any_column(frozen_
         await pilot.press("enter")  # the selected run's detail instead of the table
         await pilot.pause(0.1)
         assert app.main.query_one("#detail").display and not app.main.query_one("#left").display
+
+
+async def test_the_runs_table_draws_each_row_once_and_scrolls_with_its_cursor(tmp_path):
+    """The line-API table: a poll that changes nothing draws no row again, a mark draws only the marked row,
+    a sort only reorders drawn rows; the cursor keys scroll so the cursor stays visible; a header click sorts
+    and a click on a row moves the cursor (again: selects it); user strings are shown literally."""
+    conn = connect(tmp_path / "coldlab.db")
+    for i in range(60):
+        name = "[bold]x[/bold]\nnew-line" if i == 0 else f"run-{i:02d}"
+        enqueue(conn, "s", name, {**CONFIG, "name": name}, epochs=4)
+    conn.close()
+    app = app_for(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        table = runs_table(app)
+        lines = lambda: [table.render_line(y).text for y in range(table.size.height)]  # noqa: E731
+        assert lines()[0].split()[:3] == ["id", "▲", "name"] and "[bold]x[/bold] new-line" in lines()[1]
+        drawn = table.strips_made
+        await settle(pilot, app, polls=3)
+        lines()
+        assert table.strips_made == drawn  # nothing changed: every row came from the cache
+        await pilot.press("space")  # mark run 1: its row is drawn again, and only it
+        lines()
+        assert table.strips_made == drawn + 1 and lines()[1].split()[:2] == ["●", "1"]
+        await pilot.press("end")
+        assert table.selected_id == 60 and app.selected == 60 and table.scroll_offset.y > 0
+        assert lines()[-1].split()[0] == "60"  # the cursor's row is on screen
+        await pilot.press("home")
+        assert table.selected_id == 1 and table.scroll_offset.y == 0
+        x = next(x for x in range(80) if (c := table.column_at(x)) is not None and c.key == "name")
+        await pilot.click("#runs", offset=(x, 0))  # the header: sort by name
+        await pilot.pause(0.1)
+        assert table.sort_key == "name" and table.row_ids()[:3] == [1, 2, 3] and "name ▲" in lines()[0]
+        await pilot.click("#runs", offset=(x, 0))  # again: reversed
+        await pilot.pause(0.1)
+        assert table.sort_reverse and table.row_ids()[:2] == [60, 59] and "name ▼" in lines()[0]
+        assert table.selected_id == 1 and lines()[-1].split()[:2] == ["●", "1"]  # the cursor stays on its run, in view
+        await pilot.press("home")
+        await pilot.click("#runs", offset=(x, 3))  # a row: the cursor moves there
+        await pilot.pause(0.1)
+        assert table.selected_id == 58 and app.selected == 58 and not app.main.has_class("-detail")
+        await pilot.click("#runs", offset=(x, 3))  # the cursor's row again: selected (narrow: its detail)
+        await pilot.pause(0.1)
+        assert app.main.has_class("-detail")
 
 
 async def test_keys_act_only_on_the_screen_that_shows_them(frozen_home, monkeypatch):
@@ -407,6 +457,8 @@ async def test_compare_overlays_the_marked_visible_runs_and_exports_them(frozen_
         assert diffs == {"degradation.name": ["zoom", "blur"]}  # the only key that differs
         fid = app.screen.query_one("#plot-fid", OverlayPlot)
         assert fid.labels() == ["#1 ddpm-linear", "#2 cold-zoom"]  # one legend entry per run, on shared axes
+        await wait_for(pilot, lambda: "#2 cold-zoom" in fid.drawn, "the FID plot drawn (off the UI thread)")
+        assert "#1 ddpm-linear" in fid.drawn and "FID" in fid.drawn
         assert fid.series["#1 ddpm-linear"] == ([1.0], [12.5]) and fid.series["#2 cold-zoom"] == ([1.0], [20.0])
         train = app.screen.query_one("#plot-train_loss", OverlayPlot)
         assert set(train.series) == {"#1 ddpm-linear", "#2 cold-zoom"}
@@ -475,7 +527,7 @@ def test_a_run_waiting_for_another_says_which(tmp_path):
     ae, _ = enqueue(conn, "s", "vae", {})
     enqueue(conn, "s", "ldm", {}, depends_on=ae)
     rows = {r.name: r for r in load_rows(conn)}
-    assert str(cell(rows["ldm"], "status")) == f"queued (after {ae})" and str(cell(rows["vae"], "status")) == "queued"
+    assert cell(rows["ldm"], "status")[0] == f"queued (after {ae})" and cell(rows["vae"], "status")[0] == "queued"
 
 
 async def test_help_lists_every_key_literally(home):

@@ -125,12 +125,16 @@ class ColdlabApp(App[None]):
 
     @work(thread=True, group="warm-up")
     def _warm_up(self) -> None:
-        """Import what the other screens need (plotext, the report's reader, PIL) in a thread, so the first
-        press of m or p does not stall the UI for the imports (about half a second)."""
+        """Import what the other screens and the filter need (plotext, the report's reader, PIL, the --where
+        parser) in a thread, so the first press of m, p or / does not stall the UI for the imports (about half a
+        second)."""
         import PIL.Image  # noqa: F401
+        import rich.ansi  # noqa: F401  (the plots' text)
+        import textual_plotext.plot  # noqa: F401
 
         import coldlab.diff  # noqa: F401
         import coldlab.report.collect  # noqa: F401
+        import coldlab.search  # noqa: F401  (the filter's parser)
         import coldlab.tui.screens.compare  # noqa: F401
         import coldlab.tui.screens.confirm  # noqa: F401
         import coldlab.tui.screens.plugins  # noqa: F401

@@ -45,11 +45,19 @@ class QueueChanged(Message):
 
 
 class CompareLoaded(Message):
-    """The compared runs' records (``coldlab.report.collect``) and the config diff."""
+    """The compared runs' records (``coldlab.report.collect``), the config diff, and each plot's series with
+    its drawing at ``sizes[plot]`` in plotext theme ``theme`` (None where the plot had no size yet)."""
 
-    def __init__(self, runs: list[Any], diff: dict[str, list[Any]]) -> None:
+    def __init__(
+        self,
+        runs: list[Any],
+        diff: dict[str, list[Any]],
+        plots: dict[str, tuple[dict[str, Any], Any]],
+        sizes: dict[str, tuple[int, int]],
+        theme: str,
+    ) -> None:
         super().__init__()
-        self.runs, self.diff = runs, diff
+        self.runs, self.diff, self.plots, self.sizes, self.theme = runs, diff, plots, sizes, theme
 
 
 class PluginsLoaded(Message):

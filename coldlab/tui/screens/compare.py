@@ -4,6 +4,7 @@ runs' sample grids side by side at the same epoch (``[`` / ``]``). ``e`` exports
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 from coldlab.formatting import format_number
 from coldlab.home import Home
 from coldlab.tui.messages import CompareLoaded, Said
-from coldlab.tui.widgets.curves import OverlayPlot
+from coldlab.tui.widgets.curves import OverlayPlot, draw_plot
 from coldlab.tui.widgets.sample_image import SampleImage
 
 PLOTS = (("train_loss", "train loss (epoch mean)"), ("val_loss", "validation loss"), ("fid", "FID (classifier FID where no Inception FID)"))
@@ -55,6 +56,7 @@ class CompareScreen(Screen[None]):
         self.runs: list[Any] = []
         self.epochs: list[int] = []
         self.epoch_at = -1
+        self._loading = False
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -70,15 +72,29 @@ class CompareScreen(Screen[None]):
             yield Static("", id="compare-message")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.load()
+    def on_screen_resume(self) -> None:
+        # read the runs once the screen is drawn (Textual draws it while handling the resume, in the step that
+        # handles this message): a reader thread started sooner would hold the GIL for half of the time the
+        # first drawing takes, doubling that stall
+        if not self.runs and not self._loading:
+            self._loading = True
+            asyncio.get_running_loop().call_soon(self._start_loading)
+
+    def _start_loading(self) -> None:
+        plots = {key: self.query_one(f"#plot-{key}", OverlayPlot) for key, _ in PLOTS}
+        self.load({key: p.plot_size for key, p in plots.items()}, next(iter(plots.values())).plot_theme)
 
     @work(thread=True, exclusive=True)
-    def load(self) -> None:
+    def load(self, sizes: dict[str, tuple[int, int]], theme: str) -> None:
+        """Read the runs and draw their curves at the plots' sizes (all off the UI thread)."""
         from coldlab.report.collect import collect
 
         runs = collect(self.store, run_ids=self.run_ids).runs
-        self.post_message(CompareLoaded(runs, config_diff(runs)))
+        plots = {}
+        for key, title in PLOTS:
+            series = {f"#{r.id} {r.name}": curve(r, key) for r in runs}
+            plots[key] = (series, draw_plot(title, "epoch", series, *sizes[key], theme) if all(sizes[key]) else None)
+        self.post_message(CompareLoaded(runs, config_diff(runs), plots, sizes, theme))
 
     def on_compare_loaded(self, message: CompareLoaded) -> None:
         self.runs = message.runs
@@ -86,8 +102,8 @@ class CompareScreen(Screen[None]):
         self.query_one("#compare-title", Static).update(Text(f"runs {', '.join(f'#{r.id} {r.name}' for r in self.runs)}{hidden}"))
         self._metrics_table()
         self._diff_table(message.diff)
-        for key, _ in PLOTS:
-            self.query_one(f"#plot-{key}", OverlayPlot).series = {f"#{r.id} {r.name}": curve(r, key) for r in self.runs}
+        for key, (series, drawn) in message.plots.items():
+            self.query_one(f"#plot-{key}", OverlayPlot).show(series, drawn, message.sizes[key], message.theme)
         self.epochs = sorted({int(a["epoch"]) for r in self.runs for a in r.artifacts if a["kind"] == "grid" and a["epoch"] is not None})
         grids = self.query_one("#compare-grids", Horizontal)
         for r in self.runs:

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from coldlab.tui.data import RunRow, Snapshot
 from coldlab.tui.widgets.run_detail import RunDetailPanel, update_if_changed
@@ -95,11 +95,10 @@ class MainScreen(Screen[None]):
         update_if_changed(self.query_one("#message", Static), Text(text, style="bold red" if error else "bold"), layout=False)
 
     # ---- events ---------------------------------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value is not None:
-            self.dash.select(int(event.row_key.value))
+    def on_runs_table_row_highlighted(self, event: RunsTable.RowHighlighted) -> None:
+        self.dash.select(event.run_id)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_runs_table_row_selected(self, event: RunsTable.RowSelected) -> None:
         self.toggle_class("-detail")  # on a narrow terminal: the run's detail instead of the table, and back
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
