@@ -462,6 +462,12 @@ async def test_compare_overlays_the_marked_visible_runs_and_exports_them(frozen_
         assert fid.series["#1 ddpm-linear"] == ([1.0], [12.5]) and fid.series["#2 cold-zoom"] == ([1.0], [20.0])
         train = app.screen.query_one("#plot-train_loss", OverlayPlot)
         assert set(train.series) == {"#1 ddpm-linear", "#2 cold-zoom"}
+        assert train.region.y == fid.region.y and train.region.right <= fid.region.x  # wide: side by side
+        await pilot.resize_terminal(80, 40)
+        await wait_for(pilot, lambda: app.screen.has_class("-narrow"), "the narrow layout")
+        await pilot.pause(0.1)
+        assert train.region.y < fid.region.y and fid.region.width >= 70  # narrow: one above the other
+        await pilot.resize_terminal(*WIDE)
         await pilot.press("e")
         await wait_for(pilot, lambda: "exported to" in str(app.screen.query_one("#compare-message", Static).content), "the export")
         text = str(app.screen.query_one("#compare-message", Static).content)

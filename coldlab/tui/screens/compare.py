@@ -43,6 +43,7 @@ def curve(run: Any, name: str) -> tuple[list[float], list[float]]:
 
 
 class CompareScreen(Screen[None]):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # narrow: the plots one above the other
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("e", "export", "Export selection"),
@@ -65,8 +66,9 @@ class CompareScreen(Screen[None]):
             yield DataTable(id="compare", zebra_stripes=True)
             yield Static(Text("config: what differs", style="bold"), classes="section")
             yield DataTable(id="compare-diff", zebra_stripes=True)
-            for key, title in PLOTS:
-                yield OverlayPlot(title, "epoch", id=f"plot-{key}", classes="compare-plot")
+            with Horizontal(id="compare-plots"):  # side by side from 120 columns, so the grids come into view
+                for key, title in PLOTS:
+                    yield OverlayPlot(title, "epoch", id=f"plot-{key}", classes="compare-plot")
             yield Static("", id="compare-epoch", classes="section")
             yield Horizontal(id="compare-grids")
             yield Static("", id="compare-message")
