@@ -234,7 +234,12 @@ async def test_the_filter_takes_ls_where_expressions_and_words(home):
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot, app)
         assert runs_table(app).row_count == 3
+        shown: list[int] = []  # the table's row count at each change: no empty table while the matches are read
+        real = runs_table(app)._render_rows
+        runs_table(app)._render_rows = lambda: (shown.append(len(runs_table(app).rows_shown)), real())[1]
         assert await apply(pilot, "status = running") == ["1"]
+        assert shown and 0 not in shown and shown[-1] == 1
+        assert str(app.main.query_one("HeaderTitle", Static).content).endswith("1 of 3 runs")
         assert await apply(pilot, "tag = baseline") == ["3"]
         assert cell(app, 3, "tags") == "baseline"  # tags shown
         assert await apply(pilot, 'status != running and study = "000"') == ["2"]
@@ -242,6 +247,7 @@ async def test_the_filter_takes_ls_where_expressions_and_words(home):
         assert await apply(pilot, "metric.fid <") == ["3"]  # a bad expression: the line, and the filter kept
         assert "--where 'metric.fid <': no value" in message(app)
         assert await apply(pilot, "") == ["1", "2", "3"]
+        assert str(app.main.query_one("HeaderTitle", Static).content).endswith(" 3 runs")
 
 
 async def test_columns_by_priority_fit_80_columns_and_sort_by_any_column(frozen_home):

@@ -11,11 +11,12 @@ from coldlab.tui.data import Snapshot
 
 
 class SnapshotLoaded(Message):
-    """A poll finished: the runs, the selected run's detail, the filter's matches."""
+    """A poll finished: the runs, the selected run's detail, the filter's matches (for the filter the app had
+    as ``filter_version`` when the poll started)."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, filter_version: int = 0) -> None:
         super().__init__()
-        self.snapshot = snapshot
+        self.snapshot, self.filter_version = snapshot, filter_version
 
 
 class StoreUnreadable(Message):

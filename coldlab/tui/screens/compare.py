@@ -142,16 +142,22 @@ class CompareScreen(Screen[None]):
         for key, values in diff.items():
             table.add_row(Text(key), *[Text(str(v)) for v in values])
 
-    def _show_grids(self) -> None:
+    def _show_grids(self, at: int = 0) -> None:
+        """Show the grids at the current epoch, one run per screen refresh: drawing them all in one go was the
+        longest stall of opening the screen (each grid is a few hundred coloured segments to lay out)."""
         label = self.query_one("#compare-epoch", Static)
         if not self.epochs:
             label.update(Text("no sample grids yet", style="italic"))
             return
         epoch = self.epochs[self.epoch_at]
-        label.update(Text(f"samples at epoch {epoch} ({self.epoch_at + 1} of {len(self.epochs)}; [ ] step)", style="bold"))
-        for run, image in zip(self.runs, self.query(SampleImage).results(SampleImage), strict=False):
+        if at == 0:
+            label.update(Text(f"samples at epoch {epoch} ({self.epoch_at + 1} of {len(self.epochs)}; [ ] step)", style="bold"))
+        images = list(self.query(SampleImage).results(SampleImage))
+        if at < min(len(self.runs), len(images)):
+            run = self.runs[at]
             path = run.artifact("grid", epoch)
-            image.show(path, f"#{run.id} {run.name}" + ("" if path else f": no grid at epoch {epoch}"))
+            images[at].show(path, f"#{run.id} {run.name}" + ("" if path else f": no grid at epoch {epoch}"))
+            self.call_after_refresh(self._show_grids, at + 1)
 
     def action_epoch(self, delta: int) -> None:
         if self.epochs:
