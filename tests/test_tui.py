@@ -375,6 +375,69 @@ async def test_the_detail_steps_through_a_runs_grids_epoch_by_epoch(home):
         assert image.path.name == "grid-0003.png"
 
 
+async def test_on_a_sixel_terminal_the_detail_shows_the_grid_as_pixels(home, monkeypatch):
+    """Where the terminal speaks Sixel (xterm -ti vt340; textual-image's terminal query decides this before the
+    app starts), the grid is textual-image's Sixel widget: it writes the image itself, a DCS sequence whose
+    colour registers are the grid's pixels (three flat grey grids here: 25 %, 50 %, 75 %)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from textual.geometry import Region
+    from textual_image.widget.sixel import Image as SixelImage
+
+    import coldlab.tui.widgets.sample_image as sample_image
+
+    monkeypatch.setattr(sample_image, "_GRAPHICS", SixelImage)
+    conn = connect(home / "coldlab.db")
+    (home / "runs" / "00001").mkdir(parents=True)
+    for epoch in (1, 2, 3):
+        plt.imsave(home / "runs" / "00001" / f"grid-{epoch:04d}.png", np.full((62, 62), epoch / 4), cmap="gray", vmin=0, vmax=1)
+        conn.execute("INSERT INTO artifacts (run_id, kind, path, epoch, step, created) VALUES (1, 'grid', ?, ?, 0, ?)",
+                     (f"runs/00001/grid-{epoch:04d}.png", epoch, float(epoch)))
+    conn.commit()
+    app = app_for(home)
+
+    def sixel() -> str:
+        pixels = app.main.query_one("#grid").query_one(".image-pixels", SixelImage)
+        impl = pixels.children[0] if pixels.children else None
+        if impl is None or not impl.size.area:  # not laid out yet
+            return ""
+        return "".join(seg.text for line in impl.render_lines(Region(0, 0, *impl.size)) for seg in line)
+
+    async with app.run_test(size=WIDE) as pilot:
+        await settle(pilot, app)
+        await wait_for(pilot, lambda: "\x1bP" in sixel(), "the grid written as Sixel")
+        assert ";2;75;75;75" in sixel() and ";2;25;25;25" not in sixel()  # the newest grid, epoch 3
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await wait_for(pilot, lambda: ";2;25;25;25" in sixel(), "epoch 1's grid")
+        assert not app.main.query(".image-blocks")  # no half blocks on such a terminal
+
+
+def test_a_kitty_too_old_for_unicode_placeholders_gets_half_blocks(monkeypatch):
+    """textual-image's Kitty-protocol widget places images with Unicode placeholders: Kitty 0.26 (Debian 12's)
+    shows a box in every cell instead (seen under Xvfb), so the dashboard asks the terminal's version first."""
+    import textual_image.renderable
+    from textual_image.renderable.sixel import Image as Sixel
+    from textual_image.renderable.tgp import Image as TGP
+
+    import coldlab.tui.widgets.sample_image as sample_image
+
+    shown = sample_image.kitty_placeholders_shown
+    assert not shown("kitty(0.26.5)") and shown("kitty(0.28.0)") and shown("kitty(0.35.2)")
+    assert shown(None) and shown("WezTerm 20240203-110809-5046fc22") and shown("XTerm(379)")
+
+    def chosen(renderable, version):  # what prepare() picks when textual-image chose ``renderable``
+        monkeypatch.setattr(sample_image, "_GRAPHICS", None)
+        monkeypatch.setattr(textual_image.renderable, "Image", renderable)
+        monkeypatch.setattr(sample_image, "terminal_version", lambda: version)
+        return sample_image.prepare()
+
+    monkeypatch.setenv("COLDLAB_TUI_IMAGES", "auto")
+    assert not chosen(TGP, "kitty(0.26.5)") and chosen(TGP, "kitty(0.31.0)") and chosen(TGP, None)
+    assert chosen(Sixel, "XTerm(379)")
+    monkeypatch.setenv("COLDLAB_TUI_IMAGES", "blocks")
+    assert not chosen(Sixel, "XTerm(379)")
+
+
 def test_half_blocks_show_the_first_samples_at_a_legible_size(tmp_path):
     from PIL import Image
     from coldlab.tui.render import LEGIBLE, legible_grid

@@ -2,11 +2,14 @@
 through textual-image), else half blocks with each sample about 14 columns wide, so digits are readable.
 
 ``COLDLAB_TUI_IMAGES=blocks`` forces the half blocks. textual-image asks the terminal what it supports
-when imported, which must happen before the app starts: :func:`prepare` does it."""
+when imported, which must happen before the app starts: :func:`prepare` does it (and asks a Kitty-protocol
+terminal its version: textual-image's placement needs Kitty 0.28 or later)."""
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,33 @@ from textual.widgets import Static
 from coldlab.tui.render import legible_grid
 
 _GRAPHICS: Any = None  # the textual-image widget class when the terminal shows pixels, else False
+# textual-image's Kitty-protocol widget places images with Unicode placeholders, which Kitty has drawn only since
+# 0.28 (0.26, Debian 12's, shows a box per cell instead): older versions of these terminals get half blocks.
+PLACEHOLDERS_SINCE = {"kitty": (0, 28)}
+_VERSION = re.compile(r"\s*([A-Za-z][\w.-]*?)[( ]v?(\d+)\.(\d+)")
+
+
+def kitty_placeholders_shown(xtversion: str | None) -> bool:
+    """Whether a terminal that answered XTVERSION with ``xtversion`` (``kitty(0.26.5)``) draws the Kitty
+    protocol's Unicode placeholders; a terminal that did not answer, or one not known to lack them, is trusted."""
+    match = _VERSION.match(xtversion or "")
+    if match is None or match.group(1).lower() not in PLACEHOLDERS_SINCE:
+        return True
+    return (int(match.group(2)), int(match.group(3))) >= PLACEHOLDERS_SINCE[match.group(1).lower()]
+
+
+def terminal_version() -> str | None:
+    """The terminal's answer to XTVERSION (``CSI > q``), asked before the app starts (Textual reads stdin after);
+    None when it does not answer within 0.1 s."""
+    from textual_image._terminal import TerminalError, capture_terminal_response
+
+    try:
+        with capture_terminal_response("\x1bP>|", "\x1b\\", timeout=0.1) as response:
+            sys.__stdout__.write("\x1b[>0q")  # type: ignore[union-attr]
+            sys.__stdout__.flush()  # type: ignore[union-attr]
+    except (TerminalError, TimeoutError, OSError):
+        return None
+    return str(response.sequence)[len("\x1bP>|") : -len("\x1b\\")]
 
 
 def prepare() -> bool:
@@ -35,7 +65,7 @@ def prepare() -> bool:
                 from textual_image.widget import Image as ImageWidget
             except ImportError:  # textual-image missing: half blocks
                 return False
-            if Renderable in (Sixel, TGP):
+            if Renderable is Sixel or (Renderable is TGP and kitty_placeholders_shown(terminal_version())):
                 _GRAPHICS = ImageWidget
     return bool(_GRAPHICS)
 
