@@ -481,6 +481,26 @@ def test_screens_match_their_snapshots(frozen_home, keys, monkeypatch, snap_comp
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 
 
+def test_the_compare_screen_matches_its_snapshot(frozen_home, monkeypatch, snap_compare, tmp_path_factory):
+    """Compare at 160 x 45: metrics, config diff, the three plots side by side (drawn in a worker thread), the
+    grids' row; everything on one screen."""
+    from coldlab.tui.widgets.curves import OverlayPlot
+
+    monkeypatch.setenv("COLDLAB_TUI_IMAGES", "blocks")
+    frozen_home = frozen_home.rename(tmp_path_factory.mktemp("snap") / "HOME")
+    app = app_for(frozen_home)
+
+    async def ready(pilot):
+        await settle(pilot, app)
+        await pilot.press("space", "down", "space", "m")
+        await wait_for(pilot, lambda: app.screen.query("#compare") and app.screen.query_one("#compare", DataTable).row_count > 0, "the tables")
+        plots = list(app.screen.query(OverlayPlot).results(OverlayPlot))
+        await wait_for(pilot, lambda: all("no values yet" in p.drawn or "#1" in p.drawn for p in plots), "the plots drawn")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(160, 45), run_before=ready)
+
+
 def test_the_core_and_the_dashboard_data_import_without_textual():
     code = ("import sys; sys.modules['textual'] = None\n"
             "import coldlab, coldlab.cli, coldlab.tui.data, coldlab.tui.render, coldlab.report\n"
