@@ -112,6 +112,18 @@ def _clean(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text) if not text.isprintable() else text
 
 
+class RowMessage(Message):
+    """A message about one run of the table (its ``run_id``)."""
+
+    def __init__(self, table: RunsTable, run_id: int) -> None:
+        super().__init__()
+        self.table, self.run_id = table, run_id
+
+    @property
+    def control(self) -> RunsTable:
+        return self.table
+
+
 class RunsTable(ScrollView, can_focus=True):
     """Rows from ``rows_shown`` (already filtered), marks from ``marked``, sorted by ``sort_key``. The header
     stays on the first line; the cursor (a row) is the run keys act on. Posts :class:`RowHighlighted` when the
@@ -151,27 +163,11 @@ class RunsTable(ScrollView, can_focus=True):
     sort_key: reactive[str] = reactive("id", init=False, repaint=False)
     sort_reverse: reactive[bool] = reactive(False, init=False, repaint=False)
 
-    class RowHighlighted(Message):
+    class RowHighlighted(RowMessage):
         """The cursor is on another run (moved, or the rows changed under it)."""
 
-        def __init__(self, table: RunsTable, run_id: int) -> None:
-            super().__init__()
-            self.table, self.run_id = table, run_id
-
-        @property
-        def control(self) -> RunsTable:
-            return self.table
-
-    class RowSelected(Message):
+    class RowSelected(RowMessage):
         """Enter, or a click on the cursor's row."""
-
-        def __init__(self, table: RunsTable, run_id: int) -> None:
-            super().__init__()
-            self.table, self.run_id = table, run_id
-
-        @property
-        def control(self) -> RunsTable:
-            return self.table
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
