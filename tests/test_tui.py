@@ -310,19 +310,18 @@ async def test_the_runs_table_draws_each_row_once_and_scrolls_with_its_cursor(tm
         assert table.selected_id == 1 and table.scroll_offset.y == 0
         x = next(x for x in range(80) if (c := table.column_at(x)) is not None and c.key == "name")
         await pilot.click("#runs", offset=(x, 0))  # the header: sort by name
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: table.sort_key == "name", "sorted by name")
         assert table.sort_key == "name" and table.row_ids()[:3] == [1, 2, 3] and "name ▲" in lines()[0]
         await pilot.click("#runs", offset=(x, 0))  # again: reversed
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: table.sort_reverse, "reversed")
         assert table.sort_reverse and table.row_ids()[:2] == [60, 59] and "name ▼" in lines()[0]
         assert table.selected_id == 1 and lines()[-1].split()[:2] == ["●", "1"]  # the cursor stays on its run, in view
         await pilot.press("home")
         await pilot.click("#runs", offset=(x, 3))  # a row: the cursor moves there
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.selected == 58, "the clicked run selected")
         assert table.selected_id == 58 and app.selected == 58 and not app.main.has_class("-detail")
         await pilot.click("#runs", offset=(x, 3))  # the cursor's row again: selected (narrow: its detail)
-        await pilot.pause(0.1)
-        assert app.main.has_class("-detail")
+        await wait_for(pilot, lambda: app.main.has_class("-detail"), "the run's detail")
 
 
 async def test_keys_act_only_on_the_screen_that_shows_them(frozen_home, monkeypatch):
@@ -553,9 +552,8 @@ async def test_compare_overlays_the_marked_visible_runs_and_exports_them(frozen_
         assert set(train.series) == {"#1 ddpm-linear", "#2 cold-zoom"}
         assert train.region.y == fid.region.y and train.region.right <= fid.region.x  # wide: side by side
         await pilot.resize_terminal(80, 40)
-        await wait_for(pilot, lambda: app.screen.has_class("-narrow"), "the narrow layout")
-        await pilot.pause(0.1)
-        assert train.region.y < fid.region.y and fid.region.width >= 70  # narrow: one above the other
+        await wait_for(pilot, lambda: train.region.y < fid.region.y, "the narrow layout")
+        assert fid.region.width >= 70  # narrow: one above the other, each the screen's width
         await pilot.resize_terminal(*WIDE)
         await pilot.press("e")
         await wait_for(pilot, lambda: "exported to" in str(app.screen.query_one("#compare-message", Static).content), "the export")
