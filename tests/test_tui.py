@@ -564,6 +564,24 @@ async def test_compare_overlays_the_marked_visible_runs_and_exports_them(frozen_
         assert type(app.screen).__name__ == "MainScreen"
 
 
+def test_gpus_are_named_as_the_workers_see_them_under_cuda_visible_devices():
+    """nvidia-smi counts every GPU of the machine; a worker started here numbers only the visible ones, in
+    CUDA_VISIBLE_DEVICES's order, so the panel names them the same way (indices or UUID prefixes; CUDA ignores
+    everything from the first entry that names no GPU on)."""
+    from coldlab.tui.data import parse_gpus, visible_gpus
+
+    smi = ("0, GPU-aaaa1111, NVIDIA H200, 1024, 143771, 5\n1, GPU-bbbb2222, NVIDIA H200, 2048, 143771, 97\n"
+           "2, GPU-cccc3333, NVIDIA H200, [N/A], 143771, [N/A]\n")
+    gpus = parse_gpus(smi)
+    assert [(g["index"], g["memory_used"], g["utilisation"]) for g in gpus] == [(0, 1024 * 2**20, "5%"), (1, 2048 * 2**20, "97%"), (2, 0.0, "n/a")]
+    named = lambda env: [(g["device"], g["index"]) for g in visible_gpus(gpus, env)]  # noqa: E731
+    assert named(None) == [("cuda:0", 0), ("cuda:1", 1), ("cuda:2", 2)]
+    assert named("2,0") == [("cuda:0", 2), ("cuda:1", 0)]
+    assert named("GPU-bbbb") == [("cuda:0", 1)]
+    assert named("1,7,0") == [("cuda:0", 1)]  # 7 names no GPU: 0 is not visible either
+    assert named("") == [] and named("-1") == []
+
+
 async def test_devices_panel_says_which_run_uses_each_device(frozen_home):
     app = app_for(frozen_home)
     async with app.run_test(size=WIDE) as pilot:

@@ -215,6 +215,44 @@ def load_snapshot(
     return Snapshot(rows, detail, time.perf_counter() - start, now(), matching)
 
 
+SMI_FIELDS = "index,uuid,name,memory.used,memory.total,utilization.gpu"
+
+
+def parse_gpus(text: str) -> list[dict[str, Any]]:
+    """``nvidia-smi --query-gpu=SMI_FIELDS --format=csv,noheader,nounits`` as one dict per GPU."""
+    gpus = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 6 and parts[0].isdigit():
+            used, total = (float(v) * 2**20 if v.replace(".", "", 1).isdigit() else 0.0 for v in parts[3:5])
+            util = f"{parts[5]}%" if parts[5].isdigit() else "n/a"
+            gpus.append({"index": int(parts[0]), "uuid": parts[1], "name": parts[2], "memory_used": used, "memory_total": total, "utilisation": util})
+    return gpus
+
+
+def _names(entry: str, gpu: dict[str, Any]) -> bool:
+    """Whether a ``CUDA_VISIBLE_DEVICES`` entry names ``gpu`` (its index, or a prefix of its UUID)."""
+    if entry.isdigit():
+        return bool(gpu["index"] == int(entry))
+    return bool(entry) and str(gpu["uuid"]).startswith(entry)
+
+
+def visible_gpus(gpus: list[dict[str, Any]], cuda_visible: str | None) -> list[dict[str, Any]]:
+    """The GPUs a worker started from here sees, each named as that worker names it (``cuda:K``, the K-th visible
+    one): nvidia-smi counts every GPU of the machine, while ``CUDA_VISIBLE_DEVICES`` picks and orders them, by index
+    or UUID (prefix), and CUDA ignores everything from the first entry that names no GPU on."""
+    if cuda_visible is None:
+        chosen = sorted(gpus, key=lambda g: g["index"])
+    else:
+        chosen = []
+        for entry in (e.strip() for e in cuda_visible.split(",")):
+            match = next((g for g in gpus if _names(entry, g)), None)
+            if match is None or match in chosen:
+                break
+            chosen.append(match)
+    return [{**g, "device": f"cuda:{k}"} for k, g in enumerate(chosen)]
+
+
 def devices() -> list[dict[str, Any]]:
     """Each GPU's memory and utilisation from ``nvidia-smi`` (the dashboard never imports torch: it would
     cost it half a gigabyte), else the CPU's load and memory."""
@@ -226,19 +264,14 @@ def devices() -> list[dict[str, Any]]:
     if smi:
         try:
             text = subprocess.run(
-                [smi, "--query-gpu=index,name,memory.used,memory.total,utilization.gpu", "--format=csv,noheader,nounits"],
+                [smi, f"--query-gpu={SMI_FIELDS}", "--format=csv,noheader,nounits"],
                 capture_output=True,
                 text=True,
                 timeout=10,
             ).stdout
         except (OSError, subprocess.SubprocessError):
             text = ""
-        for line in text.strip().splitlines():
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) == 5 and parts[0].isdigit():
-                used, total = (float(v) * 2**20 if v.replace(".", "", 1).isdigit() else 0.0 for v in parts[2:4])
-                util = f"{parts[4]}%" if parts[4].isdigit() else "n/a"
-                out.append({"device": f"cuda:{parts[0]}", "name": parts[1], "memory_used": used, "memory_total": total, "utilisation": util})
+        out = visible_gpus(parse_gpus(text), os.environ.get("CUDA_VISIBLE_DEVICES"))
     if not out:
         mem_total = mem_avail = 0
         try:
