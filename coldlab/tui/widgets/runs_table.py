@@ -59,6 +59,7 @@ COLUMNS = (
 )
 BY_KEY = {c.key: c for c in COLUMNS}
 PADDING = 1  # cells on each side of a column's text
+ROW_STYLES = {"header": "runs-table--header", "even": "runs-table--even-row", "cursor": "runs-table--cursor"}  # odd: the base
 
 
 def fit_columns(width: int) -> list[tuple[Column, int]]:
@@ -173,6 +174,7 @@ class RunsTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.layout_shown: list[tuple[Column, int]] = []
         self.columns_shown: list[Column] = []
+        self._widths: tuple[int, ...] = ()
         self.order: list[RunRow] = []  # the rows in display order
         self.cursor_row = 0
         self._cells: dict[int, tuple[tuple[str, str], ...]] = {}  # run id -> its cells, as shown
@@ -224,6 +226,7 @@ class RunsTable(ScrollView, can_focus=True):
             return
         self.layout_shown = wanted
         self.columns_shown = [col for col, _ in wanted]
+        self._widths = tuple(width for _, width in wanted)
         self._render_rows()
 
     @property
@@ -245,27 +248,15 @@ class RunsTable(ScrollView, can_focus=True):
         if key == self.sort_key:
             self.sort_reverse = not self.sort_reverse
         else:
-            self.sort_reverse = False
+            self.set_reactive(RunsTable.sort_reverse, False)  # one redraw, by the new key's watcher
             self.sort_key = key
 
     def next_sort(self) -> None:
         """Sort by the next shown column (``s``)."""
         keys = [c.key for c in self.columns_shown] or [c.key for c in COLUMNS]
         at = keys.index(self.sort_key) if self.sort_key in keys else -1
-        self.sort_reverse = False
+        self.set_reactive(RunsTable.sort_reverse, False)
         self.sort_key = keys[(at + 1) % len(keys)]
-
-    def watch_rows_shown(self) -> None:
-        self._render_rows()
-
-    def watch_marked(self) -> None:
-        self._render_rows()
-
-    def watch_sort_key(self) -> None:
-        self._render_rows()
-
-    def watch_sort_reverse(self) -> None:
-        self._render_rows()
 
     def _render_rows(self) -> None:
         """Bring the rows to ``rows_shown`` in the sort order, the cursor staying on its run (or, when that
@@ -290,6 +281,11 @@ class RunsTable(ScrollView, can_focus=True):
         self._refresh_header()
         self._scroll_to_cursor()
         self._post_highlighted()
+
+    def _changed(self) -> None:
+        self._render_rows()
+
+    watch_rows_shown = watch_marked = watch_sort_key = watch_sort_reverse = _changed
 
     def _set_virtual_size(self, size: Size) -> None:
         """The scrolled area (a line per row and the header). Set without the full-screen layout that
@@ -334,9 +330,7 @@ class RunsTable(ScrollView, can_focus=True):
         self._styles.clear()  # the cursor's style depends on focus
         self.refresh()
 
-    def on_blur(self) -> None:
-        self._styles.clear()
-        self.refresh()
+    on_blur = on_focus
 
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
@@ -367,19 +361,15 @@ class RunsTable(ScrollView, can_focus=True):
 
     def _strip(self, key: tuple[Any, ...], cells: tuple[tuple[str, str], ...], kind: str, width: int) -> Strip:
         base = self._style("base")
-        row_style = {
-            "header": "runs-table--header",
-            "even": "runs-table--even-row",
-            "cursor": "runs-table--cursor",
-        }.get(kind)
+        row_style = ROW_STYLES.get(kind)
         style = base + self._style(row_style) if row_style else base
-        cache_key = (*key, cells, tuple(w for _, w in self.layout_shown), kind, style, width)
+        cache_key = (*key, cells, self._widths, kind, style, width)
         strip = self._strips.get(cache_key)
         if strip is not None:
             return strip
         segments = []
         pad = " " * PADDING
-        for (text, cell_style), (_, col_width) in zip(cells, self.layout_shown, strict=False):
+        for (text, cell_style), col_width in zip(cells, self._widths, strict=False):
             content = set_cell_size(text, col_width) if cell_len(text) != col_width else text
             own = self._style(cell_style) if cell_style and kind != "cursor" else None
             segments.append(Segment(pad + content + pad, style + own if own else style))
