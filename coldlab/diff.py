@@ -53,7 +53,8 @@ def diff_runs(home: Home, a: int, b: int) -> dict[str, Any]:
     }
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A config value as ``coldlab diff`` and the compare screen show it (numbers shortened, JSON otherwise)."""
     if isinstance(value, float):
         return format_number(value)
     return json.dumps(value) if not isinstance(value, str) else value
@@ -80,7 +81,7 @@ def print_diff(home: Home, a: int, b: int, as_json: bool) -> int:
         for col in ("key", head_a, head_b):
             table.add_column(escape(col), overflow="fold")
         for key, (va, vb) in rows.items():
-            table.add_row(escape(key), escape(_show(va)), escape(_show(vb)))
+            table.add_row(escape(key), escape(show_value(va)), escape(show_value(vb)))
         console.print(table)
     if out["metrics"]:
         table = Table(title="final metrics (latest value)")

@@ -564,6 +564,28 @@ async def test_compare_overlays_the_marked_visible_runs_and_exports_them(frozen_
         assert type(app.screen).__name__ == "MainScreen"
 
 
+async def test_the_compare_config_diff_keeps_every_run_on_screen(frozen_home):
+    """A long value (a list of metric settings) is cut to its share of the width, so every compared run's column
+    stays on screen; values read as in ``coldlab diff`` (JSON, not Python reprs)."""
+    import json
+
+    conn = connect(frozen_home / "coldlab.db")
+    long = {**CONFIG, "name": "cold-zoom", "eval": {"metrics": [{"name": f"metric-{i}", "download": False} for i in range(12)]}}
+    conn.execute("UPDATE runs SET config = ? WHERE id = 2", (json.dumps(long),))
+    conn.commit()
+    conn.close()
+    app = app_for(frozen_home)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("space", "down", "space", "m")
+        await wait_for(pilot, lambda: app.screen.query("#compare-diff") and app.screen.query_one("#compare-diff", DataTable).row_count > 0, "the diff")
+        diff = app.screen.query_one("#compare-diff", DataTable)
+        rows = {str(diff.get_row_at(i)[0]): [str(c) for c in diff.get_row_at(i)[1:]] for i in range(diff.row_count)}
+        first, second = rows["eval.metrics"]
+        assert first == "(absent)" and second.startswith('[{"name": "metric-0", "download": false') and second.endswith("…")
+        assert diff.virtual_size.width <= 100  # both runs' columns on screen
+
+
 def test_gpus_are_named_as_the_workers_see_them_under_cuda_visible_devices():
     """nvidia-smi counts every GPU of the machine; a worker started here numbers only the visible ones, in
     CUDA_VISIBLE_DEVICES's order, so the panel names them the same way (indices or UUID prefixes; CUDA ignores

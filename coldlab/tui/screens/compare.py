@@ -135,12 +135,20 @@ class CompareScreen(Screen[None]):
             table.add_row(Text(name), *cells)
 
     def _diff_table(self, diff: dict[str, list[Any]]) -> None:
+        """The keys that differ, a column per run: values as ``coldlab diff`` shows them, each cut to its share of
+        the width (one long value, a metrics list, pushed the other runs' columns off screen; ``coldlab diff``
+        shows them whole)."""
+        from coldlab.diff import show_value
+
         table = self.query_one("#compare-diff", DataTable)
         table.add_columns("key", *[Text(f"#{r.id}") for r in self.runs])
         if not diff:
             table.add_row(Text("(the configs are the same)", style="italic"), *["" for _ in self.runs])
+        key_width = max((len(k) for k in diff), default=10)
+        share = max(12, (self.size.width - key_width - 4) // max(1, len(self.runs)) - 2)
         for key, values in diff.items():
-            table.add_row(Text(key), *[Text(str(v)) for v in values])
+            cells = [show_value(v) for v in values]
+            table.add_row(Text(key), *[Text(c if len(c) <= share else c[: share - 1] + "…") for c in cells])
 
     def _show_grids(self, at: int = 0) -> None:
         """Show the grids at the current epoch, one run per screen refresh: drawing them all in one go was the
